@@ -1,0 +1,13 @@
+"""fastsoftmax: softmax regression on MNIST-format data, with Numba CPU and CUDA kernels.
+
+Importing this package needs neither a GPU nor the CUDA packages.
+"""
+
+from ._version import __version__
+from .data import read_data_sets
+from .errors import (BackendUnavailableError, DataFileError, DataNotFoundError, DivergenceError,
+                     DownloadError, FastSoftmaxError, InputError, InputTypeError, ModelFileError)
+
+__all__ = ["__version__", "read_data_sets", "FastSoftmaxError", "InputError", "InputTypeError",
+           "DataFileError", "DataNotFoundError", "DownloadError", "ModelFileError",
+           "DivergenceError", "BackendUnavailableError"]

@@ -1,0 +1,242 @@
+"""``read_data_sets``: the replacement for TensorFlow's removed ``input_data.read_data_sets``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataFileError, InputError
+from .cache import load_idx_cached
+from .fetch import cache_root, locate
+from .manifest import DATASETS, DatasetSpec
+
+log = logging.getLogger(__name__)
+
+#: uint8 pixels become floats in [0, 1] by this factor, here and inside every kernel.
+PIXEL_SCALE = 1.0 / 255.0
+
+
+class EpochSampler:
+    """Batch indices drawn exactly as the TensorFlow tutorial's ``next_batch`` drew them.
+
+    The first call shuffles; a batch that runs past the end of an epoch takes the
+    rows left in it, reshuffles, and fills up from the new order.
+
+    Parameters
+    ----------
+    num_examples : int
+        Rows to draw from.
+    rng : numpy.random.Generator
+        The sampler's own generator (never the global NumPy one).
+    """
+
+    def __init__(self, num_examples: int, rng: np.random.Generator):
+        self.num_examples = int(num_examples)
+        self.epochs_completed = 0
+        self._rng = rng
+        self._order = np.arange(self.num_examples)
+        self._index = 0
+
+    def take(self, batch_size: int, shuffle: bool = True) -> np.ndarray:
+        """The row indices (int64) of the next batch of ``batch_size`` rows."""
+        batch_size = int(batch_size)
+        if not 1 <= batch_size <= self.num_examples:
+            raise InputError(f"batch_size must be in [1, {self.num_examples}] (the number of "
+                             f"examples), got {batch_size}")
+        start = self._index
+        if self.epochs_completed == 0 and start == 0 and shuffle:
+            self._order = self._rng.permutation(self.num_examples)
+        if start + batch_size <= self.num_examples:
+            self._index = start + batch_size
+            return self._order[start:self._index]
+        self.epochs_completed += 1
+        rest = self._order[start:]
+        if shuffle:
+            self._order = self._rng.permutation(self.num_examples)
+        self._index = batch_size - rest.size
+        return np.concatenate((rest, self._order[:self._index]))
+
+    def take_many(self, batch_size: int, steps: int, shuffle: bool = True) -> np.ndarray:
+        """Indices of ``steps`` consecutive batches, concatenated (int64, ``steps * batch_size``)."""
+        if steps == 0:
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate([self.take(batch_size, shuffle) for _ in range(steps)]).astype(np.int64)
+
+
+class DataSet:
+    """One split (train, validation or test) of an MNIST-format dataset.
+
+    Attributes
+    ----------
+    pixels : numpy.ndarray
+        uint8 ``[N, 784]``, the raw pixels, a view of the parsed file (no copy).
+    images : numpy.ndarray
+        float32 ``[N, 784]`` in [0, 1], computed on first access.
+    labels : numpy.ndarray
+        int64 class indices ``[N]``, or float32 one-hot ``[N, num_classes]``.
+    class_indices : numpy.ndarray
+        int64 ``[N]`` whatever ``one_hot`` is.
+    num_examples : int
+    epochs_completed : int
+    """
+
+    def __init__(self, pixels, class_indices, *, num_classes=10, one_hot=False, seed=None):
+        if pixels.shape[0] != class_indices.shape[0]:
+            raise InputError(f"pixels has {pixels.shape[0]} rows but labels has {class_indices.shape[0]}")
+        self.pixels = pixels.reshape(pixels.shape[0], -1)
+        self.class_indices = class_indices.astype(np.int64)
+        self.num_classes = num_classes
+        self.one_hot = one_hot
+        self._images = None
+        self._sampler = EpochSampler(self.num_examples, np.random.default_rng(seed))
+
+    @property
+    def num_examples(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def epochs_completed(self) -> int:
+        return self._sampler.epochs_completed
+
+    @property
+    def images(self) -> np.ndarray:
+        if self._images is None:
+            self._images = to_float_images(self.pixels)
+        return self._images
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._format_labels(self.class_indices)
+
+    def _format_labels(self, indices):
+        if not self.one_hot:
+            return indices
+        return np.eye(self.num_classes, dtype=np.float32)[indices]
+
+    def next_batch(self, batch_size: int, shuffle: bool = True):
+        """The next ``batch_size`` examples, with the tutorial's semantics.
+
+        Parameters
+        ----------
+        batch_size : int
+            Rows per batch, 1 to ``num_examples``.
+        shuffle : bool
+            Reshuffle at the start and at each epoch end (rows left over from an
+            epoch are carried into the batch that crosses it).
+
+        Returns
+        -------
+        images : numpy.ndarray
+            float32 ``[batch_size, 784]``.
+        labels : numpy.ndarray
+            As :attr:`labels`, ``batch_size`` rows.
+        """
+        rows = self._sampler.take(batch_size, shuffle)
+        return to_float_images(self.pixels[rows]), self._format_labels(self.class_indices[rows])
+
+    def batch_order(self, batch_size: int, steps: int, shuffle: bool = True) -> np.ndarray:
+        """Row indices of the next ``steps`` batches, as ``next_batch`` would draw them.
+
+        Advances the same state as ``next_batch``, so the two can be mixed. The
+        compiled training loops take this array instead of the rows themselves.
+        """
+        return self._sampler.take_many(batch_size, steps, shuffle)
+
+
+def to_float_images(pixels: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """uint8 pixels to floats in [0, 1], multiplied by ``PIXEL_SCALE`` as the kernels do."""
+    return pixels.astype(dtype) * dtype(PIXEL_SCALE)
+
+
+@dataclass
+class Datasets:
+    """The three splits of a dataset, as the tutorial's ``mnist`` object."""
+
+    train: DataSet
+    validation: DataSet
+    test: DataSet
+    name: str = ""
+    sources: dict = field(default_factory=dict)
+
+
+def read_data_sets(data_dir=None, *, dataset="mnist", one_hot=False, validation_size=5000,
+                   download=True, seed=None, mirrors=None, progressbar=True, cache=True) -> Datasets:
+    """Load an MNIST-format dataset, finding or downloading its files.
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+        Searched first; downloads go here when given (else to the cache directory).
+    dataset : str or DatasetSpec
+        ``"mnist"`` or ``"fashion-mnist"``, or a :class:`DatasetSpec` of your own.
+    one_hot : bool
+        Labels as float32 one-hot rows instead of int64 class indices.
+    validation_size : int
+        The first ``validation_size`` training rows become the validation split.
+    download : bool
+        Download missing files (also off when ``$FASTSOFTMAX_OFFLINE=1``).
+    seed : int, optional
+        Seeds each split's batch order; ``None`` draws fresh entropy.
+    mirrors : sequence of str, optional
+        Base URLs to use instead of the dataset's own mirrors.
+    progressbar : bool
+        Show a progress bar while downloading.
+    cache : bool
+        Keep parsed arrays in the cache directory so the next load is fast.
+
+    Returns
+    -------
+    Datasets
+        ``.train``, ``.validation`` and ``.test`` :class:`DataSet` objects.
+
+    Raises
+    ------
+    DataNotFoundError
+        Files missing and not downloadable; the message says which, where it looked and what to do.
+    DataFileError
+        A file is truncated or corrupt; the message names it.
+    InputError
+        Unknown dataset name or a bad ``validation_size``.
+    """
+    spec = _spec(dataset)
+    paths = locate(spec, data_dir, download=download, mirrors=mirrors, progressbar=progressbar)
+    cache_dir = (cache_root() / "parsed") if cache else None
+    arrays = {part: load_idx_cached(path, cache_dir, 3 if part.endswith("images") else 1)
+              for part, path in paths.items()}
+    for split in ("train", "test"):
+        _check_pair(arrays, split, paths, spec.num_classes)
+    n_train = arrays["train_images"].shape[0]
+    if not 0 <= validation_size <= n_train:
+        raise InputError(f"validation_size must be in [0, {n_train}], got {validation_size}")
+    seeds = np.random.SeedSequence(seed).spawn(3)
+    make = lambda pix, lab, s: DataSet(pix, lab, num_classes=spec.num_classes, one_hot=one_hot, seed=s)
+    train_pix, train_lab = arrays["train_images"], arrays["train_labels"]
+    return Datasets(
+        train=make(train_pix[validation_size:], train_lab[validation_size:], seeds[0]),
+        validation=make(train_pix[:validation_size], train_lab[:validation_size], seeds[1]),
+        test=make(arrays["test_images"], arrays["test_labels"], seeds[2]),
+        name=spec.name,
+        sources={part: str(path) for part, path in paths.items()},
+    )
+
+
+def _spec(dataset) -> DatasetSpec:
+    if isinstance(dataset, DatasetSpec):
+        return dataset
+    try:
+        return DATASETS[dataset]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}") from None
+
+
+def _check_pair(arrays, split, paths, num_classes):
+    images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    if images.shape[0] != labels.shape[0]:
+        raise DataFileError(paths[f"{split}_labels"],
+                            f"{labels.shape[0]} labels for {images.shape[0]} images in {paths[f'{split}_images']}")
+    if labels.size and labels.max() >= num_classes:
+        raise DataFileError(paths[f"{split}_labels"],
+                            f"label {int(labels.max())} is outside [0, {num_classes})")

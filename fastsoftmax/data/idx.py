@@ -1,0 +1,99 @@
+"""Reading IDX files, the format of MNIST and Fashion-MNIST.
+
+An IDX file is a 4-byte magic number (two zero bytes, a type code, the number
+of dimensions), one big-endian uint32 per dimension, then the values in C order.
+Only the unsigned-byte type is used by these datasets, so only it is accepted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataFileError
+
+_UBYTE = 0x08
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def parse_idx(data: bytes, path, expected_ndim: int | None = None) -> np.ndarray:
+    """Parse the bytes of an uncompressed IDX file into a read-only uint8 array.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole decompressed file.
+    path : str or Path
+        Named in error messages only.
+    expected_ndim : int, optional
+        Refuse files with another number of dimensions (3 for images, 1 for labels).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array of the declared shape, a view of ``data`` (no copy).
+
+    Raises
+    ------
+    DataFileError
+        Bad magic number, unexpected type or dimensions, or a size that does not
+        match the header. The size is checked before anything is allocated, so a
+        header declaring huge dimensions costs nothing.
+    """
+    if len(data) < 4:
+        raise DataFileError(path, f"file is {len(data)} bytes, too short for an IDX header")
+    zero0, zero1, type_code, ndim = data[0], data[1], data[2], data[3]
+    if zero0 != 0 or zero1 != 0:
+        raise DataFileError(path, f"bad magic number {data[:4].hex()}: not an IDX file")
+    if type_code != _UBYTE:
+        raise DataFileError(path, f"IDX type code 0x{type_code:02x} is not unsigned byte (0x08)")
+    if ndim == 0:
+        raise DataFileError(path, "IDX header declares 0 dimensions")
+    if expected_ndim is not None and ndim != expected_ndim:
+        raise DataFileError(path, f"IDX header declares {ndim} dimensions, expected {expected_ndim}")
+    header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise DataFileError(path, f"truncated header: {len(data)} bytes, need {header_size}")
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected = header_size + int(np.prod(shape, dtype=object))
+    if len(data) != expected:
+        kind = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataFileError(
+            path, f"file {kind}: header declares shape {shape} ({expected} bytes), file has {len(data)} bytes"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def read_idx(path, expected_ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file from disk, gzip-compressed or not (detected from its bytes).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    expected_ndim : int, optional
+        See :func:`parse_idx`.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array of the declared shape.
+
+    Raises
+    ------
+    DataFileError
+        The file is not valid gzip, or not a valid IDX file.
+    OSError
+        The file cannot be opened.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataFileError(path, f"corrupt or truncated gzip data ({exc})") from exc
+    return parse_idx(raw, path, expected_ndim)
