@@ -1,0 +1,48 @@
+"""The kernel layer: one module per backend, the same function names in each.
+
+========  ==========================================  =====================
+name      module                                      needs
+========  ==========================================  =====================
+numpy     :mod:`fastsoftmax.kernels.reference`        numpy (the spec)
+cpu       :mod:`fastsoftmax.kernels.cpu`              numba
+cuda      :mod:`fastsoftmax.kernels.cuda` (planned)   numba-cuda and a GPU,
+                                                      or NUMBA_ENABLE_CUDASIM=1
+========  ==========================================  =====================
+
+:data:`OPERATIONS` lists the functions every backend provides; the parity tests
+and the benchmarks both iterate over it, so nothing is benchmarked untested.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import BackendUnavailableError, InputError
+
+#: Every backend module defines each of these, with the reference's signature.
+OPERATIONS = ("forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step", "train_steps")
+
+#: Backend name -> module path. Modules are imported on first use, so importing
+#: fastsoftmax never compiles or loads Numba kernels or CUDA.
+BACKENDS = {
+    "numpy": "fastsoftmax.kernels.reference",
+    "cpu": "fastsoftmax.kernels.cpu",
+}
+
+
+def get_backend(name: str):
+    """The kernel module for backend ``name`` (``"numpy"`` or ``"cpu"``).
+
+    Raises
+    ------
+    InputError
+        Unknown name.
+    BackendUnavailableError
+        The backend's dependencies are missing here.
+    """
+    if name not in BACKENDS:
+        raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    try:
+        return importlib.import_module(BACKENDS[name])
+    except ImportError as exc:
+        raise BackendUnavailableError(f"backend {name!r} cannot be loaded: {exc}") from exc

@@ -1,0 +1,103 @@
+"""Argument checks shared by every backend's public wrappers.
+
+Wrappers validate once, before any work, so the compiled kernels can assume
+contiguous arrays of matching dtypes and in-range indices. Each error names the
+argument, what it was and what was expected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError, InputTypeError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def describe(a) -> str:
+    return f"shape {tuple(a.shape)} dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+
+
+def weights(W, b):
+    """Check W ``[F, C]`` and b ``[C]``: same float dtype, C >= 1; return (F, C, dtype)."""
+    for name, arr, ndim in (("W", W, 2), ("b", b, 1)):
+        if not isinstance(arr, np.ndarray):
+            raise InputTypeError(f"{name} must be a numpy array, got {describe(arr)}")
+        if arr.dtype not in FLOAT_DTYPES:
+            raise InputTypeError(f"{name} must be float32 or float64, got {describe(arr)}")
+        if arr.ndim != ndim:
+            raise InputError(f"{name} must be {ndim}-D, got {describe(arr)}")
+    if b.dtype != W.dtype:
+        raise InputTypeError(f"b must have W's dtype {W.dtype}, got {describe(b)}")
+    if W.shape[1] < 1 or b.shape[0] != W.shape[1]:
+        raise InputError(f"b must have shape ({W.shape[1]},) to match W {describe(W)}, got {describe(b)}")
+    return W.shape[0], W.shape[1], W.dtype
+
+
+def inputs(X, n_features, dtype, name="X"):
+    """Check X ``[N, F]``: uint8 or ``dtype``, N >= 1; return X C-contiguous (copied only if needed)."""
+    if not isinstance(X, np.ndarray):
+        raise InputTypeError(f"{name} must be a numpy array, got {describe(X)}")
+    if X.dtype != np.uint8 and X.dtype != dtype:
+        raise InputTypeError(f"{name} must be uint8 pixels or {dtype} like W, got {describe(X)}")
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise InputError(f"{name} must have shape (N, {n_features}), got {describe(X)}")
+    if X.shape[0] == 0:
+        raise InputError(f"{name} is empty: {describe(X)}")
+    return np.ascontiguousarray(X)
+
+
+def labels(y, n_rows, n_classes, name="y"):
+    """Check class indices ``[N]`` in [0, C); return them as contiguous int64."""
+    if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu":
+        raise InputTypeError(f"{name} must be an integer array of class indices, got {describe(y)}")
+    if y.shape != (n_rows,):
+        raise InputError(f"{name} must have shape ({n_rows},), got {describe(y)}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise InputError(f"{name} has labels in [{y.min()}, {y.max()}], expected [0, {n_classes})")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def output(out, shape, dtype, name="out"):
+    """Allocate ``out`` or check a given one is a writable C-contiguous array of ``shape``/``dtype``."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype:
+        raise InputError(f"{name} must be an array of shape {tuple(shape)} dtype {np.dtype(dtype)}, "
+                         f"got {describe(out)}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise InputError(f"{name} must be C-contiguous and writeable")
+    return out
+
+
+def writable(arr, name):
+    """Arrays updated in place must be writable and C-contiguous, or the update would be lost."""
+    if not arr.flags.writeable or not arr.flags.c_contiguous:
+        raise InputError(f"{name} is updated in place and must be C-contiguous and writeable, "
+                         f"got {describe(arr)}")
+
+
+def schedule(order, batch_size, n_rows, learning_rate):
+    """Check a batch order and learning rate(s); return (order int64, steps, rates float64[steps])."""
+    if not isinstance(order, np.ndarray) or order.dtype.kind not in "iu" or order.ndim != 1:
+        raise InputTypeError(f"order must be a 1-D integer array of row indices, got {describe(order)}")
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    if order.size % batch_size:
+        raise InputError(f"order has {order.size} indices, not a multiple of batch_size {batch_size}")
+    if order.size and (order.min() < 0 or order.max() >= n_rows):
+        raise InputError(f"order has indices in [{order.min()}, {order.max()}], X has {n_rows} rows")
+    steps = order.size // batch_size
+    rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (steps,))
+    if not np.all(np.isfinite(rates)) or np.any(rates < 0):
+        raise InputError("learning_rate must be finite and >= 0")
+    return np.ascontiguousarray(order, dtype=np.int64), steps, np.ascontiguousarray(rates)
+
+
+def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
+    """``xent_sgd_step`` for any backend: its ``train_steps`` over the whole of X as one batch."""
+    F, _, dtype = weights(W, b)
+    X = inputs(X, F, dtype)
+    _, losses = train_steps(X, y, W, b, np.arange(X.shape[0]), X.shape[0], learning_rate, weight_decay)
+    return float(losses[0])

@@ -1,0 +1,193 @@
+r"""The NumPy reference backend: the specification every other backend is tested against.
+
+Notation, shared by every backend: ``X`` is ``[N, F]`` (uint8 pixels, scaled by
+``1/255``, or floats of W's dtype), ``W`` is ``[F, C]``, ``b`` is ``[C]``, ``y``
+holds class indices in ``[0, C)``.
+
+.. math::
+
+    z = X W + b, \qquad
+    \mathrm{lse}_i = m_i + \log \sum_c e^{z_{ic} - m_i},\ m_i = \max_c z_{ic}, \qquad
+    p_{ic} = e^{z_{ic} - \mathrm{lse}_i}
+
+    L = \frac{1}{N} \sum_i (\mathrm{lse}_i - z_{i y_i}), \qquad
+    \frac{\partial L}{\partial W} = X^\top G,\ \frac{\partial L}{\partial b} = \textstyle\sum_i G_i,\quad
+    G = (P - \mathrm{onehot}(y)) / N
+
+The loss is computed from the logits through log-sum-exp, never as
+``log(softmax)``, so it stays finite for logits of any finite size.
+All arithmetic is in W's dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.dataset import PIXEL_SCALE
+from . import _checks
+
+
+def as_float(X, dtype):
+    """X in ``dtype``: uint8 pixels times ``PIXEL_SCALE``, floats unchanged."""
+    if X.dtype == np.uint8:
+        return X.astype(dtype) * dtype.type(PIXEL_SCALE)
+    return X
+
+
+def logits(X, W, b):
+    """``z = X W + b``, ``[N, C]`` in W's dtype."""
+    return as_float(X, W.dtype) @ W + b
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def forward(X, W, b, out=None):
+    """Class probabilities ``softmax(X W + b)``.
+
+    Parameters
+    ----------
+    X : ndarray, uint8 or W's dtype, ``[N, F]``
+    W : ndarray, float32 or float64, ``[F, C]``
+    b : ndarray, W's dtype, ``[C]``
+    out : ndarray, W's dtype, ``[N, C]``, optional
+
+    Returns
+    -------
+    ndarray, W's dtype, ``[N, C]``
+        Rows sum to 1.
+    """
+    F, C, dtype = _checks.weights(W, b)
+    X = _checks.inputs(X, F, dtype)
+    out = _checks.output(out, (X.shape[0], C), dtype)
+    out[...] = np.exp(_log_softmax(logits(X, W, b)))
+    return out
+
+
+def predict(X, W, b, out=None):
+    """Most probable class of each row, ``argmax_c z_ic`` (int64 ``[N]``)."""
+    F, C, dtype = _checks.weights(W, b)
+    X = _checks.inputs(X, F, dtype)
+    out = _checks.output(out, (X.shape[0],), np.int64)
+    out[...] = logits(X, W, b).argmax(axis=1)
+    return out
+
+
+def xent_loss(X, y, W, b):
+    """Mean cross-entropy ``mean_i(lse_i - z_{i,y_i})`` as a Python float."""
+    F, C, dtype = _checks.weights(W, b)
+    X = _checks.inputs(X, F, dtype)
+    y = _checks.labels(y, X.shape[0], C)
+    return float(_loss_from_logits(logits(X, W, b), y))
+
+
+def _loss_from_logits(z, y):
+    rows = np.arange(z.shape[0])
+    m = z.max(axis=1)
+    lse = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
+    return (lse - z[rows, y]).mean()
+
+
+def xent_grad(X, y, W, b, dW=None, db=None):
+    """Mean cross-entropy and its gradient with respect to W and b.
+
+    Returns
+    -------
+    loss : float
+    dW : ndarray, W's dtype, ``[F, C]``
+        ``X^T (P - onehot(y)) / N``.
+    db : ndarray, W's dtype, ``[C]``
+        ``sum_i (P_i - onehot(y_i)) / N``.
+    """
+    F, C, dtype = _checks.weights(W, b)
+    X = _checks.inputs(X, F, dtype)
+    y = _checks.labels(y, X.shape[0], C)
+    dW = _checks.output(dW, (F, C), dtype, "dW")
+    db = _checks.output(db, (C,), dtype, "db")
+    return _grad(as_float(X, dtype), y, W, b, dW, db), dW, db
+
+
+def _grad(Xf, y, W, b, dW, db):
+    z = Xf @ W + b
+    loss = _loss_from_logits(z, y)
+    g = np.exp(_log_softmax(z))
+    g[np.arange(z.shape[0]), y] -= 1
+    g /= W.dtype.type(z.shape[0])
+    np.matmul(Xf.T, g, out=dW)
+    g.sum(axis=0, out=db)
+    return float(loss)
+
+
+def sgd_step(W, b, dW, db, learning_rate):
+    """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
+    _checks.weights(W, b)
+    _checks.weights(dW, db)
+    if dW.shape != W.shape or dW.dtype != W.dtype:
+        raise _checks.InputError(f"dW must match W {_checks.describe(W)}, got {_checks.describe(dW)}")
+    _checks.writable(W, "W")
+    _checks.writable(b, "b")
+    lr = W.dtype.type(learning_rate)
+    W -= lr * dW
+    b -= lr * db
+
+
+def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
+    """One SGD step on batch ``(X, y)`` in place; returns the loss before the step.
+
+    ``W <- W - lr (dL/dW + weight_decay W)``, ``b <- b - lr dL/db``.
+    """
+    return _checks.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
+
+
+def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None):
+    """Run ``len(order) // batch_size`` SGD steps in place on W and b.
+
+    Step ``s`` uses rows ``X[order[s*batch_size:(s+1)*batch_size]]``.
+
+    Parameters
+    ----------
+    X : ndarray, uint8 or W's dtype, ``[N, F]``
+    y : ndarray, integer, ``[N]``
+    W, b : ndarray
+        Updated in place.
+    order : ndarray, integer, ``[steps * batch_size]``
+        Row indices of every batch, in order.
+    batch_size : int
+    learning_rate : float or ndarray ``[steps]``
+        One rate for all steps, or one per step (a decay schedule).
+    weight_decay : float
+        L2 penalty ``weight_decay / 2 * ||W||^2`` added to the loss's gradient (not to b).
+    losses : ndarray, float64, ``[steps]``, optional
+        Receives each step's mean loss, computed before its update.
+
+    Returns
+    -------
+    steps_done : int
+        Equal to ``steps`` unless a loss was not finite: then training stopped at
+        that step, without applying its update, and ``losses[steps_done]`` is the
+        non-finite loss.
+    losses : ndarray, float64, ``[steps]``
+    """
+    F, C, dtype = _checks.weights(W, b)
+    X = _checks.inputs(X, F, dtype)
+    y = _checks.labels(y, X.shape[0], C)
+    order, steps, rates = _checks.schedule(order, batch_size, X.shape[0], learning_rate)
+    _checks.writable(W, "W")
+    _checks.writable(b, "b")
+    losses = _checks.output(losses, (steps,), np.float64, "losses")
+    losses[:] = np.nan
+    dW, db = np.empty_like(W), np.empty_like(b)
+    decay = dtype.type(weight_decay)
+    for step in range(steps):
+        rows = order[step * batch_size:(step + 1) * batch_size]
+        losses[step] = _grad(as_float(X[rows], dtype), y[rows], W, b, dW, db)
+        if not np.isfinite(losses[step]):
+            return step, losses
+        lr = dtype.type(rates[step])
+        if decay:
+            dW += decay * W
+        W -= lr * dW
+        b -= lr * db
+    return steps, losses
