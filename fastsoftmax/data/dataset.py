@@ -86,7 +86,7 @@ class DataSet:
     def __init__(self, pixels, class_indices, *, num_classes=10, one_hot=False, seed=None):
         if pixels.shape[0] != class_indices.shape[0]:
             raise InputError(f"pixels has {pixels.shape[0]} rows but labels has {class_indices.shape[0]}")
-        self.pixels = pixels.reshape(pixels.shape[0], -1)
+        self.pixels = pixels.reshape(pixels.shape[0], int(np.prod(pixels.shape[1:])))
         self.class_indices = class_indices.astype(np.int64)
         self.num_classes = num_classes
         self.one_hot = one_hot

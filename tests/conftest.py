@@ -1,0 +1,109 @@
+"""Shared fixtures: real data locations, an isolated cache, and a local HTTP mirror."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MNIST_DIR = Path(os.environ.get("FASTSOFTMAX_TEST_MNIST", REPO.parent / "shared" / "data" / "mnist"))
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def _require(path: Path, files, how: str):
+    """Skip when real data is absent, or fail when CI demands it (FASTSOFTMAX_REQUIRE_DATA=1)."""
+    missing = [f for f in files if not (path / f).is_file()]
+    if missing:
+        message = f"real data missing in {path}: {', '.join(missing)} ({how})"
+        if os.environ.get("FASTSOFTMAX_REQUIRE_DATA", "") not in ("", "0"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache directory, and no user's FASTSOFTMAX_DATA leaks in."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("FASTSOFTMAX_CACHE", str(cache))
+    monkeypatch.delenv("FASTSOFTMAX_DATA", raising=False)
+    monkeypatch.delenv("FASTSOFTMAX_OFFLINE", raising=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The official MNIST test set (and training labels) from ../shared/data/mnist."""
+    return _require(MNIST_DIR, MNIST_TEST_FILES, "see shared/data/mnist/README.md")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir():
+    """Full Fashion-MNIST from Debian's dataset-fashion-mnist package."""
+    return _require(FASHION_DIR, ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+                    "apt-get install dataset-fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_test_split(mnist_dir):
+    """(pixels uint8 [10000, 784], labels int64 [10000]) of the real MNIST test set."""
+    from fastsoftmax.data.idx import read_idx
+
+    pixels = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz", 3).reshape(10000, 784)
+    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", 1).astype("int64")
+    return pixels, labels
+
+
+class _MirrorHandler(http.server.BaseHTTPRequestHandler):
+    """Serves real files under several behaviours, chosen by the first path segment:
+    ``/ok/F`` the file, ``/missing/F`` 404, ``/wrong/F`` other bytes (checksum
+    mismatch), ``/drop/F`` half the file then a closed connection."""
+
+    root: Path = Path(".")
+    hits: list = []
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        self.hits.append(self.path)
+        _, mode, name = self.path.split("/", 2)
+        source = self.root / name
+        if mode == "missing" or not source.is_file():
+            self.send_error(404)
+            return
+        data = source.read_bytes()
+        if mode == "wrong":
+            data = data[::-1]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if mode == "drop":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """A local HTTP server on 127.0.0.1; returns (base_url, served_dir, hits)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = type("Handler", (_MirrorHandler,), {"root": served, "hits": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", served, handler.hits
+    finally:
+        server.shutdown()
+        server.server_close()

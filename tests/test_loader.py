@@ -1,0 +1,158 @@
+"""read_data_sets on the real files, and next_batch's tutorial semantics."""
+
+import gzip
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+import fastsoftmax as fs
+from fastsoftmax.data import EpochSampler, DataSet
+from fastsoftmax.data.manifest import MNIST
+
+pytestmark = pytest.mark.realdata
+
+
+def test_real_mnist_files_match_the_manifest(mnist_dir):
+    for part in ("test_images", "test_labels", "train_labels"):
+        spec = MNIST.file(part)
+        data = (mnist_dir / spec.filename).read_bytes()
+        assert len(data) == spec.size
+        assert hashlib.sha256(data).hexdigest() == spec.sha256
+
+
+def test_mnist_test_set_contents(mnist_test_split):
+    pixels, labels = mnist_test_split
+    assert pixels.shape == (10000, 784) and pixels.dtype == np.uint8
+    assert labels[:5].tolist() == [7, 2, 1, 0, 4]
+    assert np.bincount(labels).tolist()[:3] == [980, 1135, 1032]
+
+
+def test_fashion_mnist_from_the_system_directory(fashion_dir):
+    data = fs.read_data_sets(dataset="fashion-mnist", download=False)
+    assert (data.train.num_examples, data.validation.num_examples, data.test.num_examples) == (55000, 5000, 10000)
+    assert data.sources["train_images"].startswith(str(fashion_dir))
+    images = data.train.images
+    assert images.shape == (55000, 784) and images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    # the raw pixels are a view of the parsed array, not a copy
+    assert data.train.pixels.dtype == np.uint8 and not data.train.pixels.flags.owndata
+    # validation is the first 5000 training rows, as in the tutorial
+    again = fs.read_data_sets(dataset="fashion-mnist", download=False, validation_size=0)
+    np.testing.assert_array_equal(again.train.pixels[:5000], data.validation.pixels)
+
+
+def test_one_hot_labels(fashion_dir):
+    data = fs.read_data_sets(dataset="fashion-mnist", one_hot=True, download=False)
+    labels = data.test.labels
+    assert labels.shape == (10000, 10) and labels.dtype == np.float32
+    np.testing.assert_array_equal(labels.argmax(1), data.test.class_indices)
+    assert np.all(labels.sum(1) == 1)
+
+
+def test_second_load_comes_from_the_parsed_cache(fashion_dir, isolated_cache):
+    first = fs.read_data_sets(dataset="fashion-mnist", download=False)
+    cached = sorted(p.name for p in (isolated_cache / "parsed").glob("*.npy"))
+    assert len(cached) == 4
+    second = fs.read_data_sets(dataset="fashion-mnist", download=False)
+    np.testing.assert_array_equal(first.test.pixels, second.test.pixels)
+
+
+def test_truncated_copy_raises_naming_the_file(mnist_dir, tmp_path):
+    for name in ("t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist_dir / name, tmp_path / name)
+    data = gzip.decompress((mnist_dir / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(data[: len(data) // 2])
+    # train images: a tiny valid file is enough to reach the broken test images
+    header = bytes([0, 0, 8, 3]) + (60000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + bytes(60000 * 784))
+    with pytest.raises(fs.DataFileError, match="t10k-images-idx3-ubyte.*truncated"):
+        fs.read_data_sets(tmp_path, download=False)
+
+
+def test_missing_files_give_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("fastsoftmax.data.fetch.SYSTEM_DATA_ROOT", tmp_path / "none")
+    with pytest.raises(fs.DataNotFoundError) as info:
+        fs.read_data_sets(tmp_path, dataset="fashion-mnist", download=False)
+    text = str(info.value)
+    assert "train-images-idx3-ubyte.gz" in text and str(tmp_path) in text
+    assert "apt-get install dataset-fashion-mnist" in text
+    assert isinstance(info.value, OSError)
+
+
+def test_offline_switch_blocks_downloads(tmp_path, monkeypatch, mirror):
+    base, served, hits = mirror
+    monkeypatch.setenv("FASTSOFTMAX_OFFLINE", "1")
+    monkeypatch.setattr("fastsoftmax.data.fetch.SYSTEM_DATA_ROOT", tmp_path / "none")
+    with pytest.raises(fs.DataNotFoundError, match="downloading is off"):
+        fs.read_data_sets(tmp_path, mirrors=[base + "/ok/"])
+    assert hits == []
+
+
+def test_unknown_dataset():
+    with pytest.raises(fs.InputError, match="unknown dataset 'cifar'"):
+        fs.read_data_sets(dataset="cifar")
+
+
+# ------------------------------------------------------------------ next_batch semantics
+
+
+def tutorial_next_batch(state, images, labels, batch_size, rng):
+    """TensorFlow's DataSet.next_batch (shuffle=True), with an explicit generator."""
+    start = state["index"]
+    if state["epochs"] == 0 and start == 0:
+        perm = rng.permutation(len(images))
+        state["images"], state["labels"] = images[perm], labels[perm]
+    if start + batch_size > len(images):
+        state["epochs"] += 1
+        rest_i, rest_l = state["images"][start:], state["labels"][start:]
+        perm = rng.permutation(len(images))
+        state["images"], state["labels"] = images[perm], labels[perm]
+        state["index"] = batch_size - len(rest_i)
+        return (np.concatenate([rest_i, state["images"][: state["index"]]]),
+                np.concatenate([rest_l, state["labels"][: state["index"]]]))
+    state["index"] = start + batch_size
+    return state["images"][start:state["index"]], state["labels"][start:state["index"]]
+
+
+@pytest.mark.parametrize("n, batch", [(10, 3), (10, 10), (7, 1), (9, 4)])
+def test_next_batch_matches_the_tutorial(n, batch):
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (n, 784), dtype=np.uint8)
+    labels = rng.integers(0, 10, n)
+    ours = DataSet(pixels, labels, seed=11)
+    state = {"index": 0, "epochs": 0}
+    theirs_rng = np.random.default_rng(11)
+    for step in range(4 * n // batch + 3):
+        xb, yb = ours.next_batch(batch)
+        xt, yt = tutorial_next_batch(state, pixels, labels, batch, theirs_rng)
+        np.testing.assert_array_equal(xb, xt.astype(np.float32) * np.float32(1 / 255))
+        np.testing.assert_array_equal(yb, yt)
+        assert ours.epochs_completed == state["epochs"]
+
+
+def test_batch_order_advances_the_same_state_as_next_batch():
+    sampler_a = EpochSampler(13, np.random.default_rng(3))
+    sampler_b = EpochSampler(13, np.random.default_rng(3))
+    many = sampler_a.take_many(5, 7)
+    one_by_one = np.concatenate([sampler_b.take(5) for _ in range(7)])
+    np.testing.assert_array_equal(many, one_by_one)
+    assert sampler_a.epochs_completed == sampler_b.epochs_completed == 2
+
+
+def test_unshuffled_batches_are_consecutive_slices():
+    sampler = EpochSampler(10, np.random.default_rng(0))
+    np.testing.assert_array_equal(sampler.take_many(4, 3, shuffle=False), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 11])
+def test_bad_batch_size(bad):
+    with pytest.raises(fs.InputError, match="batch_size"):
+        EpochSampler(10, np.random.default_rng(0)).take(bad)
+
+
+def test_seeded_loaders_draw_the_same_batches(fashion_dir):
+    a = fs.read_data_sets(dataset="fashion-mnist", seed=4, download=False)
+    b = fs.read_data_sets(dataset="fashion-mnist", seed=4, download=False)
+    np.testing.assert_array_equal(a.train.batch_order(100, 3), b.train.batch_order(100, 3))
