@@ -1,0 +1,241 @@
+"""The ``fastsoftmax`` command line: ``train``, ``evaluate``, ``info``.
+
+The only layer that prints. Library errors become one ``error:`` line and exit
+status 1; wrong arguments get argparse's usage message and status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .data import DATASETS, read_data_sets
+from .data.fetch import cache_root, find_file, search_dirs
+from .errors import FastSoftmaxError
+from .model import SoftmaxRegression
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastsoftmax", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fastsoftmax {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train softmax regression (defaults: the TensorFlow tutorial)")
+    _data_options(train)
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive(int), help="SGD steps (default 1000, the tutorial's)")
+    length.add_argument("--epochs", type=_positive(float), help="passes over the training split")
+    train.add_argument("--batch-size", type=_positive(int), default=100)
+    train.add_argument("--learning-rate", type=_positive(float), default=0.5)
+    train.add_argument("--lr-decay", type=_nonnegative(float), default=0.0,
+                       help="inverse-time decay of the rate per epoch")
+    train.add_argument("--weight-decay", type=_nonnegative(float), default=0.0, help="L2 penalty")
+    train.add_argument("--backend", choices=["cpu", "numpy"], default="cpu")
+    train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", type=Path, help="directory for model.npz and pictures")
+    train.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    evaluate = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model")
+    evaluate.add_argument("model", type=Path)
+    _data_options(evaluate)
+    evaluate.add_argument("--json", action="store_true")
+
+    sub.add_parser("info", help="versions, CPU, threading, cache and datasets found")
+    return parser
+
+
+def _data_options(parser):
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--offline", action="store_true", help="never download")
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _nonnegative(kind):
+    def parse(text):
+        value = kind(text)
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+    return parse
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info}[args.command](args)
+    except FastSoftmaxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _load(args, seed=None):
+    return read_data_sets(args.data_dir, dataset=args.dataset, download=not args.offline, seed=seed,
+                          progressbar=sys.stderr.isatty())
+
+
+def cmd_train(args) -> int:
+    timings = {}
+    start = time.perf_counter()
+    data = _load(args, args.seed)
+    timings["load_s"] = time.perf_counter() - start
+
+    model = SoftmaxRegression(backend=args.backend, learning_rate=args.learning_rate,
+                              batch_size=args.batch_size, dtype=args.dtype, seed=args.seed,
+                              lr_decay=args.lr_decay, weight_decay=args.weight_decay,
+                              progress=None if not args.json else False)
+    train, val, test = data.train, data.validation, data.test
+    start = time.perf_counter()
+    SoftmaxRegression(backend=args.backend, dtype=args.dtype, progress=False).fit(
+        train.pixels[:args.batch_size], train.class_indices[:args.batch_size], steps=1,
+        n_classes=10).predict(train.pixels[:1])  # compiles (or loads cached) kernels, outside the timing
+    timings["compile_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    validation = (val.pixels, val.class_indices) if val.num_examples else None
+    model.fit(train.pixels, train.class_indices, steps=args.steps, epochs=args.epochs,
+              validation_data=validation, n_classes=10)
+    timings["train_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    test_pred = model.predict(test.pixels)
+    result = {
+        "dataset": data.name, "backend": args.backend, "dtype": args.dtype, "steps": model.steps_done,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed,
+        "validation_accuracy": model.score(val.pixels, val.class_indices) if val.num_examples else None,
+        "test_accuracy": float(np.mean(test_pred == test.class_indices)),
+        "final_loss": float(np.mean(model.history["loss"][-100:])),
+    }
+    timings["evaluate_s"] = time.perf_counter() - start
+    result.update({k: round(v, 4) for k, v in timings.items()})
+
+    if args.output:
+        result["outputs"] = _write_outputs(args.output, model, test.class_indices, test_pred)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_summary(result)
+    return 0
+
+
+def _write_outputs(directory: Path, model, labels, predictions) -> list:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [str(model.save(directory / "model.npz"))]
+    try:
+        from . import plots
+    except ImportError as exc:
+        print(f"warning: pictures skipped ({exc}); pip install 'fastsoftmax[plot]'", file=sys.stderr)
+        return written
+    written.append(str(plots.weight_images(model.W, directory / "weights.png")))
+    written.append(str(plots.confusion(confusion_matrix(labels, predictions, model.n_classes),
+                                       directory / "confusion.png")))
+    written.append(str(plots.curves(model.history, directory / "curves.png")))
+    return written
+
+
+def confusion_matrix(labels, predictions, n_classes) -> np.ndarray:
+    """``[true, predicted]`` counts, int64 ``[C, C]``."""
+    return np.bincount(labels * n_classes + predictions, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _print_summary(r):
+    print(f"dataset {r['dataset']}, backend {r['backend']} ({r['dtype']}), {r['steps']} steps of "
+          f"{r['batch_size']} at learning rate {r['learning_rate']}")
+    if r["validation_accuracy"] is not None:
+        print(f"validation accuracy  {r['validation_accuracy']:.4f}")
+    print(f"test accuracy        {r['test_accuracy']:.4f}")
+    print(f"time: load {r['load_s']:.3f} s, compile {r['compile_s']:.3f} s, "
+          f"train {r['train_s']:.3f} s, evaluate {r['evaluate_s']:.3f} s")
+    for path in r.get("outputs", []):
+        print(f"wrote {path}")
+
+
+def cmd_evaluate(args) -> int:
+    model = SoftmaxRegression.load(args.model)
+    test = _load(args).test
+    predictions = model.predict(test.pixels)
+    matrix = confusion_matrix(test.class_indices, predictions, model.n_classes)
+    per_class = (np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)).tolist()
+    result = {"model": str(args.model), "dataset": args.dataset,
+              "accuracy": float(np.mean(predictions == test.class_indices)),
+              "per_class_accuracy": per_class, "confusion_matrix": matrix.tolist()}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.model} on {args.dataset} test: accuracy {result['accuracy']:.4f}")
+    print("per class: " + "  ".join(f"{c}:{a:.3f}" for c, a in enumerate(per_class)))
+    print("confusion matrix (rows true, columns predicted):")
+    for row in matrix:
+        print(" ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def cmd_info(args) -> int:
+    import numba
+
+    from .kernels import cpu
+
+    print(f"fastsoftmax {__version__}, python {platform.python_version()}, numpy {np.__version__}, "
+          f"numba {numba.__version__}")
+    print(f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; "
+          f"numba sees {numba.config.NUMBA_NUM_THREADS} threads, layer {numba.config.THREADING_LAYER}")
+    flags = _cpu_flags()
+    print("cpu features: " + (", ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni")
+                                        if f in flags) or "unknown"))
+    print(f"kernel cache: {'on' if cpu.CACHE else 'off (FASTSOFTMAX_NO_CACHE)'}; numba cache dir "
+          f"{numba.config.CACHE_DIR or '(next to the package, or a user cache if read-only)'}")
+    print(f"data cache: {cache_root()}")
+    print(f"cuda: {_cuda_status()}")
+    for name, spec in DATASETS.items():
+        dirs = search_dirs(spec)
+        found = {part: find_file(spec.file(part), dirs) for part in spec.files}
+        where = sorted({str(p.parent) for p in found.values() if p})
+        state = "complete" if all(found.values()) else f"{sum(map(bool, found.values()))}/4 files"
+        print(f"dataset {name}: {state}" + (f" in {', '.join(where)}" if where else ""))
+    return 0
+
+
+def _cpu_flags() -> set:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cuda_status() -> str:
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0"):
+        return "simulated (NUMBA_ENABLE_CUDASIM=1)"
+    try:
+        from numba import cuda
+    except ImportError:
+        return "not installed (pip install 'fastsoftmax[cuda]')"
+    try:
+        return f"GPU {cuda.get_current_device().name}" if cuda.is_available() else "no usable GPU"
+    except Exception as exc:  # the driver can fail in many ways; info must still print
+        return f"no usable GPU ({type(exc).__name__})"

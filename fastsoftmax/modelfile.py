@@ -1,0 +1,93 @@
+"""Model files: one ``.npz`` holding W, b and JSON metadata, written atomically.
+
+Loaded with ``allow_pickle=False``; anything that is not a well-formed
+fastsoftmax model is refused with :class:`ModelFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+
+FORMAT = "fastsoftmax-model"
+FORMAT_VERSION = 1
+
+
+def save_model(path, W, b, metadata: dict) -> Path:
+    """Write W ``[F, C]``, b ``[C]`` and ``metadata`` to ``path`` atomically.
+
+    The file is written under a temporary name in the same directory and renamed
+    over ``path`` only once complete, so an interrupted save leaves any previous
+    file intact and no partial file behind.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, W=W, b=b, meta=np.array(json.dumps(meta)))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def load_model(path):
+    """Read a model file; return ``(W, b, metadata)``.
+
+    Raises
+    ------
+    ModelFileError
+        Not an npz archive, not a fastsoftmax model, or W/b of wrong shape,
+        dtype or with non-finite values.
+    FileNotFoundError
+        No such file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ModelFileError(f"{path}: not a readable .npz model file ({exc})") from exc
+    missing = {"W", "b", "meta"} - set(arrays)
+    if missing:
+        raise ModelFileError(f"{path}: not a fastsoftmax model (missing {', '.join(sorted(missing))})")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path}: metadata is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a fastsoftmax model (format marker missing)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format version {meta.get('format_version')!r}, "
+                             f"this fastsoftmax reads {FORMAT_VERSION}")
+    W, b = arrays["W"], arrays["b"]
+    _check_weights(path, W, b, meta)
+    return W, b, meta
+
+
+def _check_weights(path, W, b, meta):
+    dtype = meta.get("dtype")
+    if W.ndim != 2 or b.ndim != 1 or W.shape[1] != b.shape[0] or W.shape[1] < 2:
+        raise ModelFileError(f"{path}: W {W.shape} and b {b.shape} are not [F, C] and [C] with C >= 2")
+    if str(W.dtype) != dtype or str(b.dtype) != dtype or dtype not in ("float32", "float64"):
+        raise ModelFileError(f"{path}: W is {W.dtype}, b is {b.dtype}, metadata says {dtype!r}")
+    if meta.get("n_features") != W.shape[0] or meta.get("n_classes") != W.shape[1]:
+        raise ModelFileError(f"{path}: metadata shape ({meta.get('n_features')}, {meta.get('n_classes')}) "
+                             f"does not match W {W.shape}")
+    if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+        raise ModelFileError(f"{path}: weights contain NaN or infinity")
