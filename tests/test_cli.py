@@ -41,3 +41,14 @@ def test_library_errors_exit_1_with_one_line(tmp_path):
 def test_info_runs_without_cuda():
     run = cli("info")
     assert run.returncode == 0 and "cuda:" in run.stdout and "fashion-mnist" in run.stdout
+
+
+@pytest.mark.realdata
+def test_tutorial_example_runs(fashion_dir):
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "tutorial.py"
+    run = subprocess.run([sys.executable, str(script), "--dataset", "fashion-mnist"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert 0.6 < float(run.stdout.strip()) <= 1.0
