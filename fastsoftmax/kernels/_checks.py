@@ -101,3 +101,13 @@ def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
     X = inputs(X, F, dtype)
     _, losses = train_steps(X, y, W, b, np.arange(X.shape[0]), X.shape[0], learning_rate, weight_decay)
     return float(losses[0])
+
+
+def sgd_arguments(W, b, dW, db):
+    """Check an in-place SGD update: writable W and b, and gradients of the same shapes and dtype."""
+    weights(W, b)
+    weights(dW, db)
+    if dW.shape != W.shape or dW.dtype != W.dtype or db.shape != b.shape:
+        raise InputError(f"dW, db must match W {describe(W)}, b {describe(b)}; got {describe(dW)}, {describe(db)}")
+    writable(W, "W")
+    writable(b, "b")

@@ -400,12 +400,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
 
 def sgd_step(W, b, dW, db, learning_rate):
     """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
-    _checks.weights(W, b)
-    _checks.weights(dW, db)
-    if dW.shape != W.shape or dW.dtype != W.dtype:
-        raise _checks.InputError(f"dW must match W {_checks.describe(W)}, got {_checks.describe(dW)}")
-    _checks.writable(W, "W")
-    _checks.writable(b, "b")
+    _checks.sgd_arguments(W, b, dW, db)
     _axpy(W.reshape(-1), dW.reshape(-1), -learning_rate)
     _axpy(b, db, -learning_rate)
 

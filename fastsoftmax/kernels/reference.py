@@ -122,12 +122,7 @@ def _grad(Xf, y, W, b, dW, db):
 
 def sgd_step(W, b, dW, db, learning_rate):
     """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
-    _checks.weights(W, b)
-    _checks.weights(dW, db)
-    if dW.shape != W.shape or dW.dtype != W.dtype:
-        raise _checks.InputError(f"dW must match W {_checks.describe(W)}, got {_checks.describe(dW)}")
-    _checks.writable(W, "W")
-    _checks.writable(b, "b")
+    _checks.sgd_arguments(W, b, dW, db)
     lr = W.dtype.type(learning_rate)
     W -= lr * dW
     b -= lr * db
