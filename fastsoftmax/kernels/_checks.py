@@ -111,3 +111,17 @@ def sgd_arguments(W, b, dW, db):
         raise InputError(f"dW, db must match W {describe(W)}, b {describe(b)}; got {describe(dW)}, {describe(db)}")
     writable(W, "W")
     writable(b, "b")
+
+
+def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losses):
+    """Check everything ``train_steps`` takes besides X (already checked by the caller).
+
+    Returns (y int64, order int64, steps, rates float64[steps], losses float64[steps] set to NaN).
+    """
+    y = labels(y, X.shape[0], n_classes)
+    order, steps, rates = schedule(order, batch_size, X.shape[0], learning_rate)
+    writable(W, "W")
+    writable(b, "b")
+    losses = output(losses, (steps,), np.float64, "losses")
+    losses[:] = np.nan
+    return y, order, steps, rates, losses

@@ -419,12 +419,8 @@ def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
 def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None):
     """All SGD steps of a run in one compiled call; see :func:`fastsoftmax.kernels.reference.train_steps`."""
     X, scale, Wt, b_work, C = _prepare(X, W, b)
-    y = _checks.labels(y, X.shape[0], C)
-    order, steps, rates = _checks.schedule(order, batch_size, X.shape[0], learning_rate)
-    _checks.writable(W, "W")
-    _checks.writable(b, "b")
-    losses = _checks.output(losses, (steps,), np.float64, "losses")
-    losses[:] = np.nan
+    y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
+                                                           learning_rate, losses)
     Xb, Z, G = _buffers(int(batch_size), Wt)
     done = _train_steps(X, scale, y, Wt, b_work, C, order, int(batch_size), rates,
                         float(weight_decay), losses, Xb, Z, G)

@@ -167,12 +167,8 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     """
     F, C, dtype = _checks.weights(W, b)
     X = _checks.inputs(X, F, dtype)
-    y = _checks.labels(y, X.shape[0], C)
-    order, steps, rates = _checks.schedule(order, batch_size, X.shape[0], learning_rate)
-    _checks.writable(W, "W")
-    _checks.writable(b, "b")
-    losses = _checks.output(losses, (steps,), np.float64, "losses")
-    losses[:] = np.nan
+    y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
+                                                           learning_rate, losses)
     dW, db = np.empty_like(W), np.empty_like(b)
     decay = dtype.type(weight_decay)
     for step in range(steps):
