@@ -20,6 +20,7 @@ from . import __version__
 from .data import DATASETS, read_data_sets
 from .data.fetch import cache_root, find_file, search_dirs
 from .errors import FastSoftmaxError
+from .kernels import BACKENDS, backend_problem
 from .model import SoftmaxRegression
 
 
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr-decay", type=_nonnegative(float), default=0.0,
                        help="inverse-time decay of the rate per epoch")
     train.add_argument("--weight-decay", type=_nonnegative(float), default=0.0, help="L2 penalty")
-    train.add_argument("--backend", choices=["cpu", "numpy"], default="cpu")
+    train.add_argument("--backend", choices=list(BACKENDS), default="cpu",
+                       help="cpu (Numba), numpy (the reference) or cuda (a GPU, or NUMBA_ENABLE_CUDASIM=1)")
     train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", type=Path, help="directory for model.npz and pictures")
@@ -98,15 +100,16 @@ def _load(args, seed=None):
 
 
 def cmd_train(args) -> int:
+    # The model first: a backend that cannot run here is refused before any data is loaded.
+    model = SoftmaxRegression(backend=args.backend, learning_rate=args.learning_rate,
+                              batch_size=args.batch_size, dtype=args.dtype, seed=args.seed,
+                              lr_decay=args.lr_decay, weight_decay=args.weight_decay,
+                              progress=None if not args.json else False)
     timings = {}
     start = time.perf_counter()
     data = _load(args, args.seed)
     timings["load_s"] = time.perf_counter() - start
 
-    model = SoftmaxRegression(backend=args.backend, learning_rate=args.learning_rate,
-                              batch_size=args.batch_size, dtype=args.dtype, seed=args.seed,
-                              lr_decay=args.lr_decay, weight_decay=args.weight_decay,
-                              progress=None if not args.json else False)
     train, val, test = data.train, data.validation, data.test
     start = time.perf_counter()
     SoftmaxRegression(backend=args.backend, dtype=args.dtype, progress=False).fit(
@@ -229,13 +232,14 @@ def _cpu_flags() -> set:
 
 
 def _cuda_status() -> str:
-    if os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0"):
-        return "simulated (NUMBA_ENABLE_CUDASIM=1)"
+    """``GPU <name>``, ``simulated ...`` or ``none: <why>``; never raises."""
+    problem = backend_problem("cuda")
+    if problem:
+        return f"none: {problem}"
+    from .kernels import cuda
+
     try:
-        from numba import cuda
-    except ImportError:
-        return "not installed (pip install 'fastsoftmax[cuda]')"
-    try:
-        return f"GPU {cuda.get_current_device().name}" if cuda.is_available() else "no usable GPU"
+        description = cuda.device_description()
     except Exception as exc:  # the driver can fail in many ways; info must still print
-        return f"no usable GPU ({type(exc).__name__})"
+        return f"none: the CUDA driver failed ({type(exc).__name__}: {exc})"
+    return f"simulated, {description}" if cuda.SIMULATED else f"GPU {description}"

@@ -30,8 +30,9 @@ class SoftmaxRegression:
 
     Parameters
     ----------
-    backend : {"cpu", "numpy"}
-        Kernel backend: ``"cpu"`` (Numba) or ``"numpy"`` (the reference).
+    backend : {"cpu", "numpy", "cuda"}
+        Kernel backend: ``"cpu"`` (Numba), ``"numpy"`` (the reference) or ``"cuda"``
+        (numba-cuda; a GPU, or the simulator with ``NUMBA_ENABLE_CUDASIM=1``).
     learning_rate : float
         SGD step size (the tutorial's 0.5).
     batch_size : int
@@ -137,12 +138,13 @@ class SoftmaxRegression:
         self._init_params(X.shape[1], classes)
         steps_per_epoch = max(1, X.shape[0] // self.batch_size)
         sampler = EpochSampler(X.shape[0], np.random.default_rng(self.seed))
+        data = self._stage(X, y)
         bar = tqdm(total=total, unit="step", disable=not self._show_progress(total), leave=False)
         try:
             done = 0
             while done < total:
                 chunk = min(MAX_STEPS_PER_CALL, total - done, steps_per_epoch - done % steps_per_epoch)
-                self._train_chunk(X, y, sampler.take_many(self.batch_size, chunk, shuffle), chunk)
+                self._train_chunk(*data, sampler.take_many(self.batch_size, chunk, shuffle), chunk)
                 done += chunk
                 bar.update(chunk)
                 if done % steps_per_epoch == 0 and validation_data is not None:
@@ -151,10 +153,16 @@ class SoftmaxRegression:
             bar.close()
         return self
 
+    def _stage(self, X, y):
+        """(X, y) as the backend wants them for every call of a fit: the CUDA backend
+        copies them to the device here, once, instead of once per call."""
+        stage = getattr(self._kernels, "stage", None)
+        return stage(X, y) if stage else (X, y)
+
     def _train_chunk(self, X, y, order, chunk):
         W, b = (p.copy() for p in self._params)
         first = self.steps_done
-        epoch_pos = (first + np.arange(chunk)) / max(1, X.shape[0] // self.batch_size)
+        epoch_pos = (first + np.arange(chunk)) / max(1, y.shape[0] // self.batch_size)
         rates = self.learning_rate / (1.0 + self.lr_decay * epoch_pos)
         done, losses = self._kernels.train_steps(X, y, W, b, order, self.batch_size, rates, self.weight_decay)
         if done < chunk:

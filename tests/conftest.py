@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+# The CUDA backend's tests run in numba-cuda's simulator unless asked not to: on a
+# GPU machine, NUMBA_ENABLE_CUDASIM=0 runs the same tests on the GPU. Set before
+# anything imports numba.cuda, which reads it once.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = Path(os.environ.get("FASTSOFTMAX_TEST_MNIST", REPO.parent / "shared" / "data" / "mnist"))
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -25,6 +30,24 @@ def _require(path: Path, files, how: str):
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def kernels_or_skip(name: str):
+    """The backend's kernel module, or a skip when it is unusable here (a failure when
+    FASTSOFTMAX_REQUIRE_CUDA=1 and it is the CUDA backend, as in CI)."""
+    from fastsoftmax.errors import BackendUnavailableError
+    from fastsoftmax.kernels import get_backend
+
+    try:
+        return get_backend(name)
+    except BackendUnavailableError as exc:
+        if name == "cuda" and os.environ.get("FASTSOFTMAX_REQUIRE_CUDA", "") not in ("", "0"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+def cuda_simulated() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: a subprocess."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -38,9 +39,48 @@ def test_library_errors_exit_1_with_one_line(tmp_path):
     assert run.returncode == 1 and run.stderr.startswith("error:") and "Traceback" not in run.stderr
 
 
-def test_info_runs_without_cuda():
-    run = cli("info")
-    assert run.returncode == 0 and "cuda:" in run.stdout and "fashion-mnist" in run.stdout
+# Makes numba-cuda look uninstalled: both its own package and the numba.cuda name it provides.
+NO_CUDA = """
+import sys
+class NoCuda:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("numba_cuda", "_numba_cuda_redirector") or name.startswith("numba.cuda"):
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)")
+sys.meta_path.insert(0, NoCuda())
+"""
+
+
+def test_import_info_and_cuda_request_without_numba_cuda():
+    script = NO_CUDA + """
+import fastsoftmax
+from fastsoftmax.cli import main
+code = main(["info"])
+try:
+    fastsoftmax.SoftmaxRegression(backend="cuda")
+except fastsoftmax.BackendUnavailableError as exc:
+    print("REFUSED", exc)
+raise SystemExit(code)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+    assert run.returncode == 0, run.stderr
+    assert "cuda: none:" in run.stdout and "fashion-mnist" in run.stdout
+    refusal = run.stdout.split("REFUSED", 1)[1]
+    assert "pip install 'fastsoftmax[cuda]'" in refusal and "NUMBA_ENABLE_CUDASIM=1" in refusal
+
+
+def test_info_reports_the_simulator_and_train_runs_on_it():
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    run = cli("info", env=env)
+    assert run.returncode == 0 and "cuda: simulated" in run.stdout
+
+
+def test_cuda_without_gpu_or_simulator_is_one_clear_error():
+    run = cli("train", "--backend", "cuda", "--steps", "1", env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+    if run.returncode == 0:
+        pytest.skip("this machine has a usable GPU")
+    assert run.returncode == 1 and run.stderr.startswith("error:") and "Traceback" not in run.stderr
+    assert "NUMBA_ENABLE_CUDASIM=1" in run.stderr
 
 
 @pytest.mark.realdata

@@ -9,6 +9,8 @@ import pytest
 import fastsoftmax as fs
 from fastsoftmax.kernels import reference as ref
 
+from .conftest import cuda_simulated, kernels_or_skip
+
 
 @pytest.fixture(scope="module")
 def fashion():
@@ -148,3 +150,43 @@ def test_batch_larger_than_data_and_unfitted_model():
         fs.SoftmaxRegression().fit(np.zeros((10, 3), np.float32), np.zeros(10, np.int64))
     with pytest.raises(fs.InputError, match="not fitted"):
         fs.SoftmaxRegression().predict(np.zeros((1, 3), np.float32))
+
+
+@pytest.mark.realdata
+def test_cuda_backend_matches_cpu_on_real_mnist_rows(mnist_test_split):
+    """The issue's check: SoftmaxRegression(backend="cuda") against backend="cpu", same fixed order.
+
+    In the simulator (the default, see conftest.py) a small run: 120 real images,
+    6 steps of 20 with decay; on a GPU (NUMBA_ENABLE_CUDASIM=0) the tutorial's 1000 steps of 100.
+    """
+    kernels_or_skip("cuda")
+    pixels, labels = mnist_test_split
+    rows, steps, batch = (120, 6, 20) if cuda_simulated() else (10000, 1000, 100)
+    X, y = pixels[:rows], labels[:rows]
+    runs = {backend: fs.SoftmaxRegression(backend=backend, batch_size=batch, lr_decay=0.5, weight_decay=1e-4)
+            .fit(X, y, steps=steps, shuffle=False, n_classes=10) for backend in ("cpu", "cuda")}
+    cpu, gpu = runs["cpu"], runs["cuda"]
+    assert gpu.steps_done == steps and np.all(np.isfinite(gpu.W))
+    assert np.abs(gpu.W).max() > 1e-3  # it learned something
+    np.testing.assert_allclose(gpu.W, cpu.W, atol=1e-4)
+    np.testing.assert_allclose(gpu.b, cpu.b, atol=1e-4)
+    np.testing.assert_allclose(gpu.history["loss"], cpu.history["loss"], rtol=1e-4)
+    probe = pixels[-7:]
+    np.testing.assert_array_equal(gpu.predict(probe), cpu.predict(probe))
+    np.testing.assert_allclose(gpu.predict_proba(probe), cpu.predict_proba(probe), atol=1e-5)
+
+
+def test_cuda_training_repeats_bitwise():
+    kernels_or_skip("cuda")
+    rng = np.random.default_rng(11)
+    X, y = rng.integers(0, 256, (30, 12), dtype=np.uint8), rng.integers(0, 3, 30)
+    a, b = (fs.SoftmaxRegression(backend="cuda", batch_size=5, seed=2).fit(X, y, steps=4) for _ in range(2))
+    assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
+
+
+def test_cuda_divergence_is_refused():
+    kernels_or_skip("cuda")
+    X = np.full((8, 3), 1e30, np.float32)
+    model = fs.SoftmaxRegression(backend="cuda", batch_size=4, learning_rate=1e30)
+    with pytest.raises(fs.DivergenceError, match="diverged at step"):
+        model.fit(X, np.array([0, 1] * 4), steps=3)

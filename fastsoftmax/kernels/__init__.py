@@ -5,7 +5,7 @@ name      module                                      needs
 ========  ==========================================  =====================
 numpy     :mod:`fastsoftmax.kernels.reference`        numpy (the spec)
 cpu       :mod:`fastsoftmax.kernels.cpu`              numba
-cuda      :mod:`fastsoftmax.kernels.cuda` (planned)   numba-cuda and a GPU,
+cuda      :mod:`fastsoftmax.kernels.cuda`             numba-cuda and a GPU,
                                                       or NUMBA_ENABLE_CUDASIM=1
 ========  ==========================================  =====================
 
@@ -27,11 +27,12 @@ OPERATIONS = ("forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_
 BACKENDS = {
     "numpy": "fastsoftmax.kernels.reference",
     "cpu": "fastsoftmax.kernels.cpu",
+    "cuda": "fastsoftmax.kernels.cuda",
 }
 
 
 def get_backend(name: str):
-    """The kernel module for backend ``name`` (``"numpy"`` or ``"cpu"``).
+    """The kernel module for backend ``name`` (``"numpy"``, ``"cpu"`` or ``"cuda"``).
 
     Raises
     ------
@@ -46,3 +47,17 @@ def get_backend(name: str):
         return importlib.import_module(BACKENDS[name])
     except ImportError as exc:
         raise BackendUnavailableError(f"backend {name!r} cannot be loaded: {exc}") from exc
+
+
+def usable_backends() -> list:
+    """Names of the backends that load here, in registry order."""
+    return [name for name in BACKENDS if backend_problem(name) is None]
+
+
+def backend_problem(name: str):
+    """Why backend ``name`` cannot be used here (a message), or None when it can."""
+    try:
+        get_backend(name)
+    except BackendUnavailableError as exc:
+        return str(exc)
+    return None
