@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .data import DATASETS, read_data_sets
 from .data.fetch import cache_root, find_file, search_dirs
-from .errors import FastSoftmaxError
+from .errors import FastSoftmaxError, InputError
 from .kernels import BACKENDS, backend_problem
 from .model import SoftmaxRegression
 
@@ -52,6 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
 
     sub.add_parser("info", help="versions, CPU, threading, cache and datasets found")
+
+    bench = sub.add_parser("bench", help="time the standard workloads on every usable backend")
+    bench.add_argument("--dataset", choices=sorted(DATASETS), default="fashion-mnist")
+    bench.add_argument("--data-dir", type=Path)
+    bench.add_argument("--offline", action="store_true", help="never download")
+    bench.add_argument("--workloads", type=_names(lambda: [w.name for w in _bench().WORKLOADS]),
+                       help="comma-separated subset (default: all)")
+    bench.add_argument("--variants", type=_names(lambda: [v.name for v in _bench().VARIANTS]),
+                       help="comma-separated subset (default: every usable one)")
+    bench.add_argument("--quick", action="store_true", help="leave out the heavy workloads (W2, 1M rows)")
+    bench.add_argument("--rounds", type=_positive(int), default=7, help="rounds per measurement (median taken)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="save the results as JSON")
+    bench.add_argument("--compare", type=Path, metavar="FILE", help="show the change against a saved --json run")
+    bench.add_argument("--plot", type=Path, metavar="FILE", help="draw speed-ups as a bar chart (PNG)")
     return parser
 
 
@@ -70,6 +84,23 @@ def _positive(kind):
     return parse
 
 
+def _bench():
+    from . import benchmark
+
+    return benchmark
+
+
+def _names(known):
+    def parse(text):
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in known()]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown) or 'empty list'}; "
+                                             f"choose from {', '.join(known())}")
+        return names
+    return parse
+
+
 def _nonnegative(kind):
     def parse(text):
         value = kind(text)
@@ -82,7 +113,8 @@ def _nonnegative(kind):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info}[args.command](args)
+        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info, "bench": cmd_bench}
+        return commands[args.command](args)
     except FastSoftmaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -243,3 +275,38 @@ def _cuda_status() -> str:
     except Exception as exc:  # the driver can fail in many ways; info must still print
         return f"none: the CUDA driver failed ({type(exc).__name__}: {exc})"
     return f"simulated, {description}" if cuda.SIMULATED else f"GPU {description}"
+
+
+def cmd_bench(args) -> int:
+    from .benchmark import machine, report, workloads
+
+    bench = _bench()
+    saved = report.load(args.compare) if args.compare else None  # a bad file fails before the long run
+    variants = bench.usable_variants()
+    if args.variants:
+        missing = [n for n in args.variants if n not in {v.name for v in variants}]
+        if missing:
+            raise InputError(f"variant(s) {', '.join(missing)} cannot run here (a simulated GPU is never timed); "
+                             f"usable: {', '.join(v.name for v in variants)}")
+        variants = [v for v in variants if v.name in args.variants]
+    loads = [w for w in bench.WORKLOADS if (not args.workloads or w.name in args.workloads)
+             and not (args.quick and w.heavy)]
+    gpu = next((v for v in variants if v.backend == "cuda"), None)
+    print("probing this machine's limits ...", file=sys.stderr)
+    info = machine.describe(gpu=_cuda_status() if gpu else None)
+    if gpu:
+        info["gpu_bandwidth_gbs"] = machine.cuda_copy_gbs()
+    data = workloads.Data(_load(args, seed=0))
+    results = bench.run(data, loads, variants, rounds=args.rounds,
+                        log=lambda m: print(m, file=sys.stderr) if sys.stderr.isatty() else None)
+    report.add_shares(results, info)
+    print(report.table(results, info))
+    settings = {"dataset": data.name, "rounds": args.rounds, "quick": args.quick}
+    if args.json:
+        print(f"wrote {report.save(args.json, results, info, settings)}")
+    if saved:
+        print()
+        print(report.compare(results, saved))
+    if args.plot:
+        print(f"wrote {report.plot(args.plot, results, info)}")
+    return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import http.server
 import os
 import threading
@@ -15,21 +14,7 @@ import pytest
 # anything imports numba.cuda, which reads it once.
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
-REPO = Path(__file__).resolve().parent.parent
-MNIST_DIR = Path(os.environ.get("FASTSOFTMAX_TEST_MNIST", REPO.parent / "shared" / "data" / "mnist"))
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-
-
-def _require(path: Path, files, how: str):
-    """Skip when real data is absent, or fail when CI demands it (FASTSOFTMAX_REQUIRE_DATA=1)."""
-    missing = [f for f in files if not (path / f).is_file()]
-    if missing:
-        message = f"real data missing in {path}: {', '.join(missing)} ({how})"
-        if os.environ.get("FASTSOFTMAX_REQUIRE_DATA", "") not in ("", "0"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+from .realdata import FASHION_DIR, MNIST_DIR, MNIST_TEST_FILES, require  # noqa: E402
 
 
 def kernels_or_skip(name: str):
@@ -63,13 +48,13 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def mnist_dir():
     """The official MNIST test set (and training labels) from ../shared/data/mnist."""
-    return _require(MNIST_DIR, MNIST_TEST_FILES, "see shared/data/mnist/README.md")
+    return require(MNIST_DIR, MNIST_TEST_FILES, "see shared/data/mnist/README.md")
 
 
 @pytest.fixture(scope="session")
 def fashion_dir():
     """Full Fashion-MNIST from Debian's dataset-fashion-mnist package."""
-    return _require(FASHION_DIR, ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+    return require(FASHION_DIR, ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                   "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
                     "apt-get install dataset-fashion-mnist")
 

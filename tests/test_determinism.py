@@ -1,11 +1,9 @@
 """The same inputs and batch order give bitwise-identical weights, whatever the thread count."""
 
-import hashlib
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 SCRIPT = """

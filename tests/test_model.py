@@ -14,9 +14,9 @@ from .conftest import cuda_simulated, kernels_or_skip
 
 @pytest.fixture(scope="module")
 def fashion():
-    from tests.conftest import FASHION_DIR, _require
+    from tests.realdata import FASHION_DIR, require
 
-    _require(FASHION_DIR, ("train-images-idx3-ubyte.gz",), "apt-get install dataset-fashion-mnist")
+    require(FASHION_DIR, ("train-images-idx3-ubyte.gz",), "apt-get install dataset-fashion-mnist")
     return fs.read_data_sets(dataset="fashion-mnist", seed=0, download=False)
 
 

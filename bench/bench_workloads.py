@@ -1,0 +1,33 @@
+"""Every standard workload on every variant, from the one registry ``fastsoftmax bench`` uses.
+
+Groups are workloads (operation and shape); parameters are variants (backend and
+input dtype). ``python -m pytest --benchmark-disable`` runs each once as a smoke
+test; ``python -m pytest bench --benchmark-only`` measures. JIT compilation and
+host-to-device copies happen in ``prepare``, outside the timing; copies have
+their own group (``transfer``). CUDA variants run only on a real GPU: the
+simulator's timings would mean nothing.
+"""
+
+import time
+
+import pytest
+
+from fastsoftmax.benchmark import SETTLE_S
+from fastsoftmax.benchmark.workloads import VARIANTS, WORKLOADS, usable_variants
+
+USABLE = {v.name for v in usable_variants()}
+CASES = [pytest.param(w, v, id=f"{w.name}-{v.name}") for w in WORKLOADS for v in VARIANTS
+         if not (w.name == "transfer" and v.backend != "cuda")]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("load, variant", CASES)
+def bench_workload(benchmark, data, load, variant):
+    if variant.name not in USABLE:
+        pytest.skip(f"{variant.backend} backend not usable here (or only simulated)")
+    benchmark.group = load.title
+    run = load.prepare(data, variant)  # includes the JIT warm-up and any device copies
+    if not benchmark.disabled:
+        time.sleep(SETTLE_S)  # let NumPy's BLAS threads stop spinning (see fastsoftmax.benchmark.run)
+    slow = load.heavy and variant.backend == "numpy"
+    benchmark.pedantic(run, rounds=3 if slow else 7, iterations=1)
