@@ -7,8 +7,9 @@ from ._version import __version__
 from .data import read_data_sets
 from .model import SoftmaxRegression
 from .errors import (BackendUnavailableError, DataFileError, DataNotFoundError, DivergenceError,
-                     DownloadError, FastSoftmaxError, InputError, InputTypeError, ModelFileError)
+                     DownloadError, FastSoftmaxError, InputError, InputTypeError, ModelFileError,
+                     ModelNotFoundError)
 
 __all__ = ["__version__", "read_data_sets", "SoftmaxRegression", "FastSoftmaxError", "InputError", "InputTypeError",
-           "DataFileError", "DataNotFoundError", "DownloadError", "ModelFileError",
+           "DataFileError", "DataNotFoundError", "DownloadError", "ModelFileError", "ModelNotFoundError",
            "DivergenceError", "BackendUnavailableError"]

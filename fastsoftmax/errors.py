@@ -46,6 +46,10 @@ class ModelFileError(FastSoftmaxError, ValueError):
     """A file is not a valid fastsoftmax model."""
 
 
+class ModelNotFoundError(FastSoftmaxError, FileNotFoundError):
+    """No model file at the given path."""
+
+
 class DivergenceError(FastSoftmaxError, FloatingPointError):
     """Training produced a non-finite loss; the weights were rolled back."""
 

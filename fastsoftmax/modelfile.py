@@ -10,11 +10,12 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import ModelFileError, ModelNotFoundError
 
 FORMAT = "fastsoftmax-model"
 FORMAT_VERSION = 1
@@ -52,17 +53,21 @@ def load_model(path):
     ModelFileError
         Not an npz archive, not a fastsoftmax model, or W/b of wrong shape,
         dtype or with non-finite values.
-    FileNotFoundError
-        No such file.
+    ModelNotFoundError
+        No such file (a ``FileNotFoundError``).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
+        raise ModelNotFoundError(f"no model file at {path}")
     try:
+        _check_members(path)
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ModelFileError(f"{path}: not a readable .npz model file ({exc})") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
+            NotImplementedError, RuntimeError, zlib.error) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: not a readable .npz model file ({type(exc).__name__}: {exc})") from exc
     missing = {"W", "b", "meta"} - set(arrays)
     if missing:
         raise ModelFileError(f"{path}: not a fastsoftmax model (missing {', '.join(sorted(missing))})")
@@ -78,6 +83,34 @@ def load_model(path):
     W, b = arrays["W"], arrays["b"]
     _check_weights(path, W, b, meta)
     return W, b, meta
+
+
+#: A model is W [F, C], b [C] and a line of JSON: far below this. Larger declared
+#: arrays mean a corrupt or hostile file, refused before anything is allocated.
+MAX_MEMBER_BYTES = 256 * 2**20
+_MEMBERS = {"W.npy", "b.npy", "meta.npy"}
+
+
+def _check_members(path):
+    """Look at each array's .npy header, before NumPy reads it: only W, b and meta,
+    plain dtypes, and declared sizes that the archive really holds."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename not in _MEMBERS:
+                raise ModelFileError(f"{path}: unexpected member {info.filename!r}: not a fastsoftmax model")
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise ModelFileError(f"{path}: member {info.filename} declares {info.file_size} bytes, too large")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+                if dtype.hasobject:
+                    raise ModelFileError(f"{path}: {info.filename} holds Python objects; refused")
+                size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if size > info.file_size:
+                    raise ModelFileError(f"{path}: {info.filename} declares shape {shape} of {dtype} "
+                                         f"({size} bytes) but holds {info.file_size}")
 
 
 def _check_weights(path, W, b, meta):

@@ -8,6 +8,7 @@ Only the unsigned-byte type is used by these datasets, so only it is accepted.
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from pathlib import Path
 
@@ -92,8 +93,29 @@ def read_idx(path, expected_ndim: int | None = None) -> np.ndarray:
     path = Path(path)
     raw = path.read_bytes()
     if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataFileError(path, f"corrupt or truncated gzip data ({exc})") from exc
+        raw = _gunzip_bounded(raw, path)
     return parse_idx(raw, path, expected_ndim)
+
+
+#: deflate cannot expand data by more than about 1032:1, so a gzip file whose IDX
+#: header declares more than this many times its own size is refused unread.
+_MAX_GZIP_RATIO = 1100
+
+
+def _gunzip_bounded(raw: bytes, path) -> bytes:
+    """Decompress an IDX file, reading no more than its header declares (plus one byte,
+    to notice trailing data): a small corrupt or hostile file cannot make it allocate much."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            head = stream.read(4)
+            ndim = head[3] if len(head) == 4 and head[:2] == b"\0\0" else 0
+            head += stream.read(4 * ndim)
+            if len(head) < 4 + 4 * ndim or ndim == 0:
+                return head  # parse_idx names what is wrong with it
+            size = int(np.prod(np.frombuffer(head, ">u4", count=ndim, offset=4), dtype=object))
+            if size > _MAX_GZIP_RATIO * len(raw):
+                raise DataFileError(path, f"IDX header declares {size} bytes of data, more than this "
+                                          f"{len(raw)}-byte gzip file can hold: corrupt")
+            return head + stream.read(size + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFileError(path, f"corrupt or truncated gzip data ({exc})") from exc
