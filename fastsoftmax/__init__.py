@@ -6,10 +6,10 @@ Importing this package needs neither a GPU nor the CUDA packages.
 from ._version import __version__
 from .data import read_data_sets
 from .model import SoftmaxRegression
-from .errors import (BackendUnavailableError, DataFileError, DataNotFoundError, DivergenceError,
+from .errors import (BackendUnavailableError, ConvergenceWarning, DataFileError, DataNotFoundError, DivergenceError,
                      DownloadError, FastSoftmaxError, InputError, InputTypeError, ModelFileError,
                      ModelNotFoundError)
 
 __all__ = ["__version__", "read_data_sets", "SoftmaxRegression", "FastSoftmaxError", "InputError", "InputTypeError",
            "DataFileError", "DataNotFoundError", "DownloadError", "ModelFileError", "ModelNotFoundError",
-           "DivergenceError", "BackendUnavailableError"]
+           "DivergenceError", "BackendUnavailableError", "ConvergenceWarning"]

@@ -56,3 +56,7 @@ class DivergenceError(FastSoftmaxError, FloatingPointError):
 
 class BackendUnavailableError(FastSoftmaxError, ImportError):
     """The requested compute backend cannot run here."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Training finished, but its loss ended far above where it started: the run did not learn."""

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ._version import __version__
 from .data.dataset import EpochSampler
-from .errors import DivergenceError, InputError, InputTypeError
+from .errors import ConvergenceWarning, DivergenceError, InputError, InputTypeError
 from .kernels import get_backend
 from .modelfile import load_model, save_model
 
@@ -130,7 +131,7 @@ class SoftmaxRegression:
             A step's loss was not finite. W and b are rolled back to the last
             finite state before that step's call; the message names the step.
         """
-        X = self._check_X(X, "X")
+        X = self._check_X(X, "X", scan=True)
         y, classes = _class_indices(y, X.shape[0], n_classes, "y")
         if self.batch_size > X.shape[0]:
             raise InputError(f"batch_size {self.batch_size} is larger than the {X.shape[0]} rows of X")
@@ -151,7 +152,19 @@ class SoftmaxRegression:
                     self._record_validation(done // steps_per_epoch, validation_data)
         finally:
             bar.close()
+        self._warn_if_not_learning(classes)
         return self
+
+    def _warn_if_not_learning(self, n_classes):
+        """Zero weights give a loss of log(C); ending far above it means the steps overshoot."""
+        recent = self.history["loss"][-100:]
+        start = float(np.log(n_classes))
+        if recent and np.mean(recent) > 10 * start:
+            warnings.warn(
+                f"training did not converge: the mean loss of the last {len(recent)} steps is "
+                f"{np.mean(recent):.3g}, against {start:.3g} at zero weights. Try a smaller learning_rate, "
+                f"or scale the inputs (pixels are scaled to [0, 1]; float inputs are used as given).",
+                ConvergenceWarning, stacklevel=3)
 
     def _stage(self, X, y):
         """(X, y) as the backend wants them for every call of a fit: the CUDA backend
@@ -220,7 +233,9 @@ class SoftmaxRegression:
         y, _ = _class_indices(y, X.shape[0], W.shape[1], "y")
         return float(np.mean(self.predict(X) == y))
 
-    def _check_X(self, X, name, n_features=None):
+    def _check_X(self, X, name, n_features=None, scan=False):
+        """X as the kernels take it. ``scan``: refuse NaN/inf now (fit does, once); inference
+        leaves that to the kernels, which flag non-finite rows without a second pass over X."""
         if not isinstance(X, np.ndarray):
             raise InputTypeError(f"{name} must be a numpy array, got {type(X).__name__}")
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
@@ -232,8 +247,9 @@ class SoftmaxRegression:
         if X.dtype.kind not in "fiu" :
             raise InputTypeError(f"{name} must be uint8 pixels or a float array, got dtype {X.dtype}")
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.all(np.isfinite(X)):
-            raise InputError(f"{name} contains NaN or infinite values")
+        if scan and not np.isfinite(X).all():
+            row = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
+            raise InputError(f"{name} contains NaN or infinite values (first in row {row})")
         return X
 
     # ------------------------------------------------------------------ files

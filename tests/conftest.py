@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,8 @@ def mnist_test_split(mnist_dir):
 class _MirrorHandler(http.server.BaseHTTPRequestHandler):
     """Serves real files under several behaviours, chosen by the first path segment:
     ``/ok/F`` the file, ``/missing/F`` 404, ``/wrong/F`` other bytes (checksum
-    mismatch), ``/drop/F`` half the file then a closed connection."""
+    mismatch), ``/html/F`` an HTML page with status 200, ``/drop/F`` half the file
+    then a closed connection, ``/slow/F`` the file in small pieces over a few seconds."""
 
     root: Path = Path(".")
     hits: list = []
@@ -90,9 +92,17 @@ class _MirrorHandler(http.server.BaseHTTPRequestHandler):
         data = source.read_bytes()
         if mode == "wrong":
             data = data[::-1]
+        if mode == "html":  # a captive portal or an error page served with status 200
+            data = b"<!DOCTYPE html><html><body><h1>Sign in to continue</h1></body></html>\n" * 40
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if mode == "slow":
+            for start in range(0, len(data), 256):
+                self.wfile.write(data[start:start + 256])
+                self.wfile.flush()
+                time.sleep(0.05)
+            return
         if mode == "drop":
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()

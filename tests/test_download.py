@@ -31,7 +31,7 @@ def test_download_verifies_and_lands_in_the_cache(mnist_dir, mirror, tmp_path):
     assert leftovers(tmp_path / "cache") == [LABELS.filename]
 
 
-@pytest.mark.parametrize("first", ["missing", "wrong", "drop"])
+@pytest.mark.parametrize("first", ["missing", "wrong", "html", "drop"])
 def test_failover_to_the_next_mirror(mnist_dir, mirror, tmp_path, first):
     base, served, hits = mirror
     serve(mnist_dir, served)
@@ -41,7 +41,7 @@ def test_failover_to_the_next_mirror(mnist_dir, mirror, tmp_path, first):
     assert leftovers(tmp_path / "cache") == [LABELS.filename]
 
 
-@pytest.mark.parametrize("mode", ["missing", "wrong", "drop"])
+@pytest.mark.parametrize("mode", ["missing", "wrong", "html", "drop"])
 def test_every_mirror_failing_leaves_the_cache_clean(mnist_dir, mirror, tmp_path, mode):
     base, served, hits = mirror
     serve(mnist_dir, served)

@@ -145,6 +145,15 @@ class DataSet:
         return self._sampler.take_many(batch_size, steps, shuffle)
 
 
+def _check_arguments(validation_size, seed):
+    if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
+        raise InputError(f"validation_size must be an integer number of rows, got {validation_size!r}")
+    if validation_size < 0:
+        raise InputError(f"validation_size must be >= 0, got {validation_size}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InputError(f"seed must be None or a non-negative integer, got {seed!r}")
+
+
 def to_float_images(pixels: np.ndarray, dtype=np.float32) -> np.ndarray:
     """uint8 pixels to floats in [0, 1], multiplied by ``PIXEL_SCALE`` as the kernels do."""
     return pixels.astype(dtype) * dtype(PIXEL_SCALE)
@@ -201,6 +210,7 @@ def read_data_sets(data_dir=None, *, dataset="mnist", one_hot=False, validation_
         Unknown dataset name or a bad ``validation_size``.
     """
     spec = _spec(dataset)
+    _check_arguments(validation_size, seed)  # before any file is looked for
     paths = locate(spec, data_dir, download=download, mirrors=mirrors, progressbar=progressbar)
     cache_dir = (cache_root() / "parsed") if cache else None
     arrays = {part: load_idx_cached(path, cache_dir, 3 if part.endswith("images") else 1)

@@ -31,6 +31,11 @@ def weights(W, b):
         raise InputTypeError(f"b must have W's dtype {W.dtype}, got {describe(b)}")
     if W.shape[1] < 1 or b.shape[0] != W.shape[1]:
         raise InputError(f"b must have shape ({W.shape[1]},) to match W {describe(W)}, got {describe(b)}")
+    if W.shape[0] < 1:
+        raise InputError(f"W must have at least one feature row, got {describe(W)}")
+    for name, arr in (("W", W), ("b", b)):
+        if not np.isfinite(arr).all():
+            raise InputError(f"{name} contains NaN or infinity")
     return W.shape[0], W.shape[1], W.dtype
 
 
@@ -125,3 +130,35 @@ def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losse
     losses = output(losses, (steps,), np.float64, "losses")
     losses[:] = np.nan
     return y, order, steps, rates, losses
+
+
+# Float inputs are not scanned for NaN before the kernels run: that would read X a
+# second time (as long as the kernel itself, for inference). A non-finite value in
+# a row makes that row's logits non-finite, so the kernels flag such rows and the
+# wrappers raise one of these instead of returning a result.
+
+def _nonfinite_message(row, dtype):
+    return (f"X row {row} gives non-finite logits: it holds NaN or infinity, or values so large "
+            f"that X @ W overflows {dtype}")
+
+
+def finite_probabilities(out, dtype):
+    """Raise unless every row of a forward result is finite."""
+    if not np.isfinite(out).all():
+        raise InputError(_nonfinite_message(int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0]), dtype))
+    return out
+
+
+def finite_labels(out, dtype):
+    """Raise if a predict kernel flagged a row (label -1: its logits were not finite)."""
+    if out.size and out.min() < 0:
+        raise InputError(_nonfinite_message(int(np.flatnonzero(out < 0)[0]), dtype))
+    return out
+
+
+def finite_loss(loss, dtype):
+    """Raise unless a loss is finite."""
+    if not np.isfinite(loss):
+        raise InputError(f"the loss is {loss}: X holds NaN or infinity, or values so large that "
+                         f"X @ W overflows {dtype}")
+    return loss

@@ -94,7 +94,10 @@ def _predict_kernel(X, scale, W, b, out):
     row, c, first, active = _block_logits(X, scale, W, b, z)
     if active and c == 0:
         best = 0
-        for k in range(1, W.shape[1]):
+        for k in range(W.shape[1]):
+            if not math.isfinite(z[first + k]):
+                best = -1  # flagged: the wrapper raises, naming the row
+                break
             if z[first + k] > z[first + best]:
                 best = k
         out[row] = best

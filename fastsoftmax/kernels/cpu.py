@@ -175,8 +175,11 @@ def _row_softmax(z, C, p):
 
 @_kernel
 def _row_argmax(z, C):
+    """Index of the largest of ``z[:C]``, or -1 when any of them is not finite."""
     best = 0
-    for c in range(1, C):
+    for c in range(C):
+        if not math.isfinite(z[c]):
+            return -1
         if z[c] > z[best]:
             best = c
     return best
@@ -365,7 +368,7 @@ def forward(X, W, b, out=None):
     X, scale, Wt, b, C = _prepare(X, W, b)
     out = _checks.output(out, (X.shape[0], C), Wt.dtype)
     _forward(X, scale, Wt, b, C, out)
-    return out
+    return _checks.finite_probabilities(out, Wt.dtype)
 
 
 def predict(X, W, b, out=None):
@@ -373,14 +376,14 @@ def predict(X, W, b, out=None):
     X, scale, Wt, b, C = _prepare(X, W, b)
     out = _checks.output(out, (X.shape[0],), np.int64)
     _predict(X, scale, Wt, b, C, out)
-    return out
+    return _checks.finite_labels(out, Wt.dtype)
 
 
 def xent_loss(X, y, W, b):
     """Mean cross-entropy from logits; see the reference."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     y = _checks.labels(y, X.shape[0], C)
-    return float(_xent_loss(X, scale, y, Wt, b, C))
+    return _checks.finite_loss(float(_xent_loss(X, scale, y, Wt, b, C)), Wt.dtype)
 
 
 def xent_grad(X, y, W, b, dW=None, db=None):
@@ -393,6 +396,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     dWt, db_pad = np.zeros_like(Wt), np.zeros_like(b)
     Xb, Z, G = _buffers(min(X.shape[0], CHUNK_ROWS), Wt)
     loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, Xb, Z, G)
+    _checks.finite_loss(loss, Wt.dtype)
     dW[...] = dWt[:C].T
     db[...] = db_pad[:C]
     return float(loss), dW, db

@@ -164,7 +164,7 @@ def forward(X, W, b, out=None):
     d_out = cuda.device_array((N, C), W.dtype)
     _forward_kernel[_row_blocks(N, C), THREADS](dX, scale, dW, db, d_out)
     d_out.copy_to_host(out)
-    return out
+    return _checks.finite_probabilities(out, W.dtype)
 
 
 def predict(X, W, b, out=None):
@@ -174,7 +174,7 @@ def predict(X, W, b, out=None):
     d_out = cuda.device_array(N, np.int64)
     _predict_kernel[_row_blocks(N, C), THREADS](dX, scale, dW, db, d_out)
     d_out.copy_to_host(out)
-    return out
+    return _checks.finite_labels(out, W.dtype)
 
 
 def xent_loss(X, y, W, b):
@@ -183,7 +183,7 @@ def xent_loss(X, y, W, b):
     dy = _labels(y, N, C)
     row_loss = cuda.device_array(N, np.float64)
     _row_loss_kernel[_row_blocks(N, C), THREADS](dX, scale, dy, dW, db, row_loss)
-    return float(row_loss.copy_to_host().sum() / N)
+    return _checks.finite_loss(float(row_loss.copy_to_host().sum() / N), W.dtype)
 
 
 def xent_grad(X, y, W, b, dW=None, db=None):
@@ -205,7 +205,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     _sum_chunks_kernel[_blocks(C), THREADS](partial_b, d_db)
     dW[...] = d_dW.copy_to_host().reshape(F, C)
     d_db.copy_to_host(db)
-    return float(row_loss.copy_to_host().sum() / N), dW, db
+    return _checks.finite_loss(float(row_loss.copy_to_host().sum() / N), W.dtype), dW, db
 
 
 def sgd_step(W, b, dW, db, learning_rate):

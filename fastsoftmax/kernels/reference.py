@@ -63,16 +63,23 @@ def forward(X, W, b, out=None):
     X = _checks.inputs(X, F, dtype)
     out = _checks.output(out, (X.shape[0], C), dtype)
     out[...] = np.exp(_log_softmax(logits(X, W, b)))
-    return out
+    return _checks.finite_probabilities(out, dtype)
 
 
 def predict(X, W, b, out=None):
-    """Most probable class of each row, ``argmax_c z_ic`` (int64 ``[N]``)."""
+    """Most probable class of each row, ``argmax_c z_ic`` (int64 ``[N]``).
+
+    Like every inference and loss function of every backend, raises
+    :class:`~fastsoftmax.errors.InputError` naming the first row whose logits are
+    not finite (NaN or infinity in X, or values that overflow), rather than
+    returning a meaningless result.
+    """
     F, C, dtype = _checks.weights(W, b)
     X = _checks.inputs(X, F, dtype)
     out = _checks.output(out, (X.shape[0],), np.int64)
-    out[...] = logits(X, W, b).argmax(axis=1)
-    return out
+    z = logits(X, W, b)
+    out[...] = np.where(np.isfinite(z).all(axis=1), z.argmax(axis=1), -1)
+    return _checks.finite_labels(out, dtype)
 
 
 def xent_loss(X, y, W, b):
@@ -80,7 +87,7 @@ def xent_loss(X, y, W, b):
     F, C, dtype = _checks.weights(W, b)
     X = _checks.inputs(X, F, dtype)
     y = _checks.labels(y, X.shape[0], C)
-    return float(_loss_from_logits(logits(X, W, b), y))
+    return _checks.finite_loss(float(_loss_from_logits(logits(X, W, b), y)), dtype)
 
 
 def _loss_from_logits(z, y):
@@ -106,7 +113,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     y = _checks.labels(y, X.shape[0], C)
     dW = _checks.output(dW, (F, C), dtype, "dW")
     db = _checks.output(db, (C,), dtype, "db")
-    return _grad(as_float(X, dtype), y, W, b, dW, db), dW, db
+    return _checks.finite_loss(_grad(as_float(X, dtype), y, W, b, dW, db), dtype), dW, db
 
 
 def _grad(Xf, y, W, b, dW, db):

@@ -1,0 +1,215 @@
+"""Bad input at every public entry point: one clear library error naming the argument, or a
+correct result; never a wrong answer returned silently."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastsoftmax as fs
+from fastsoftmax.errors import FastSoftmaxError
+from fastsoftmax.kernels import BACKENDS
+
+from .conftest import kernels_or_skip
+
+rng = np.random.default_rng(42)
+X = rng.random((24, 6)).astype(np.float32)
+Y = np.arange(24) % 3
+W = (rng.standard_normal((6, 3)) * 0.1).astype(np.float32)
+B = np.zeros(3, np.float32)
+
+
+def with_nan(row=5):
+    bad = X.copy()
+    bad[row, 2] = np.nan
+    return bad
+
+
+def with_inf(row=7):
+    bad = X.copy()
+    bad[row, 0] = np.inf
+    return bad
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("make_bad, row", [(with_nan, 5), (with_inf, 7)])
+def test_kernels_refuse_non_finite_rows_naming_them(backend, make_bad, row):
+    kern = kernels_or_skip(backend)
+    bad = make_bad()
+    for call in (lambda: kern.forward(bad, W, B), lambda: kern.predict(bad, W, B)):
+        with pytest.raises(fs.InputError, match=f"X row {row} gives non-finite logits"):
+            call()
+    for call in (lambda: kern.xent_loss(bad, Y, W, B), lambda: kern.xent_grad(bad, Y, W, B)):
+        with pytest.raises(fs.InputError, match="loss is"):
+            call()
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_kernels_refuse_overflowing_inputs(backend):
+    kern = kernels_or_skip(backend)
+    huge = X * np.float32(1e37)
+    with pytest.raises(fs.InputError, match="overflows float32"):
+        kern.predict(huge, W * 1e3, B)
+
+
+BAD_KERNEL_ARGS = [
+    (lambda k: k.forward(X, np.where(W > 0, np.nan, W).astype(np.float32), B), fs.InputError, "W contains NaN"),
+    (lambda k: k.forward(X, W, np.array([0, np.inf, 0], np.float32)), fs.InputError, "b contains NaN"),
+    (lambda k: k.forward(X[:, :5], W, B), fs.InputError, r"X must have shape \(N, 6\)"),
+    (lambda k: k.forward(X[:0], W, B), fs.InputError, "X is empty"),
+    (lambda k: k.forward(X.astype(np.float64), W, B), fs.InputTypeError, "uint8 pixels or float32"),
+    (lambda k: k.forward(X.tolist(), W, B), fs.InputTypeError, "X must be a numpy array"),
+    (lambda k: k.forward(X, W.astype(np.int32), B), fs.InputTypeError, "W must be float32 or float64"),
+    (lambda k: k.xent_loss(X, Y + 1, W, B), fs.InputError, r"labels in \[1, 3\], expected \[0, 3\)"),
+    (lambda k: k.xent_loss(X, Y[:-1], W, B), fs.InputError, r"y must have shape \(24,\)"),
+    (lambda k: k.xent_loss(X, Y.astype(float), W, B), fs.InputTypeError, "integer array"),
+    (lambda k: k.train_steps(X, Y, W.copy(), B.copy(), np.arange(30), 10, 0.5), fs.InputError,
+     "order has indices in"),
+    (lambda k: k.train_steps(X, Y, W.copy(), B.copy(), np.arange(24), 0, 0.5), fs.InputError,
+     "batch_size must be >= 1"),
+    (lambda k: k.train_steps(X, Y, W.copy(), B.copy(), np.arange(24), 5, 0.5), fs.InputError,
+     "not a multiple of batch_size"),
+    (lambda k: k.train_steps(X, Y, W.copy(), B.copy(), np.arange(24), 8, np.nan), fs.InputError,
+     "learning_rate must be finite"),
+    (lambda k: k.train_steps(X, Y, _read_only(W), B.copy(), np.arange(24), 8, 0.5), fs.InputError,
+     "W is updated in place"),
+    (lambda k: k.train_steps(X, Y, np.asfortranarray(np.zeros((6, 3), np.float32)), B.copy(), np.arange(24),
+                             8, 0.5), fs.InputError, "W is updated in place"),
+]
+
+
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("call, error, message", BAD_KERNEL_ARGS)
+def test_kernel_wrappers_name_the_bad_argument(backend, call, error, message):
+    kern = kernels_or_skip(backend)
+    with pytest.raises(error, match=message):
+        call(kern)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_non_contiguous_and_read_only_inputs_are_read_correctly(backend):
+    kern = kernels_or_skip(backend)
+    wide = np.zeros((24, 12), np.float32)
+    wide[:, ::2] = X
+    strided, fortran, frozen = wide[:, ::2], np.asfortranarray(X), _read_only(X)
+    expected = fs.kernels.reference.forward(X, W, B)
+    for variant in (strided, fortran, frozen):
+        np.testing.assert_allclose(kern.forward(variant, W, B), expected, rtol=1e-5, atol=1e-6)
+
+
+BAD_FIT = [
+    (dict(X=X, y=Y[:-1]), "y has 23 rows, X has 24"),
+    (dict(X=X[:0], y=Y[:0]), "non-empty"),
+    (dict(X=with_nan(), y=Y), r"NaN or infinite values \(first in row 5\)"),
+    (dict(X=X, y=Y - 1), r"labels in \[-1, 1\]"),
+    (dict(X=X, y=np.eye(3)[Y] * 0.5), "not one-hot"),
+    (dict(X=X.astype(object), y=Y), "uint8 pixels or a float array"),
+    (dict(X=X, y=Y, steps=0), "steps must be a positive integer"),
+    (dict(X=X, y=Y, steps=3, epochs=1), "steps or epochs, not both"),
+    (dict(X=X, y=Y, epochs=-1), "epochs must be finite"),
+]
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_FIT)
+def test_fit_refuses_bad_input_before_training(kwargs, message):
+    model = fs.SoftmaxRegression(batch_size=4)
+    with pytest.raises(FastSoftmaxError, match=message):
+        model.fit(**kwargs)
+    assert model.steps_done == 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(learning_rate=-1), "learning_rate must be finite and >= 0"),
+    (dict(learning_rate=float("nan")), "learning_rate must be finite"),
+    (dict(dtype="float16"), "dtype must be"),
+    (dict(backend="tpu"), "unknown backend 'tpu'"),
+    (dict(lr_decay="fast"), "lr_decay must be a number"),
+])
+def test_constructor_refuses_bad_settings(kwargs, message):
+    with pytest.raises(FastSoftmaxError, match=message):
+        fs.SoftmaxRegression(**kwargs)
+
+
+def test_predict_and_score_refuse_bad_input():
+    model = fs.SoftmaxRegression(batch_size=4).fit(X, Y, steps=10)
+    with pytest.raises(fs.InputError, match="X row 5 gives non-finite logits"):
+        model.predict(with_nan())
+    with pytest.raises(fs.InputError, match="X has 5 features, the model has 6"):
+        model.predict_proba(X[:, :5])
+    with pytest.raises(fs.InputError, match=r"labels in \[0, 6\], expected \[0, 3\)"):
+        model.score(X, np.arange(24) % 7)
+    # handled, not refused: Fortran order, strided views and float64 give the float32 answer
+    expected = model.predict_proba(X)
+    wide = np.zeros((24, 12), np.float32)
+    wide[:, 1::2] = X
+    for variant in (np.asfortranarray(X), wide[:, 1::2], X.astype(np.float64)):
+        np.testing.assert_allclose(model.predict_proba(variant), expected, rtol=1e-5)
+
+
+def test_read_data_sets_refuses_bad_arguments_before_looking_for_files(tmp_path):
+    for kwargs, message in [(dict(validation_size=1.5), "validation_size must be an integer"),
+                            (dict(validation_size=-1), "validation_size must be >= 0"),
+                            (dict(seed="x"), "seed must be None or a non-negative integer"),
+                            (dict(dataset="cifar"), "unknown dataset 'cifar'")]:
+        with pytest.raises(fs.InputError, match=message):
+            fs.read_data_sets(tmp_path / "empty", download=False, **kwargs)
+
+
+# ---------------------------------------------------------------- numerics
+
+
+def test_tiny_inputs_train_correctly():
+    small = X * np.float32(1e-6)
+    model = fs.SoftmaxRegression(batch_size=4).fit(small, Y, steps=50)
+    # inputs of 1e-6 barely move the logits: the run is the bias-only run on zero inputs
+    blank = fs.SoftmaxRegression(batch_size=4).fit(np.zeros_like(X), Y, steps=50)
+    assert np.all(np.isfinite(model.W)) and np.abs(model.W).max() < 1e-4
+    np.testing.assert_allclose(model.history["loss"], blank.history["loss"], rtol=1e-4)
+    np.testing.assert_allclose(model.b, blank.b, atol=1e-5)
+
+
+def test_huge_inputs_warn_or_refuse_never_succeed_silently():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = fs.SoftmaxRegression(batch_size=4).fit(X * np.float32(1e6), Y, steps=100)
+        except fs.DivergenceError:
+            return
+    assert any(issubclass(w.category, fs.ConvergenceWarning) for w in caught)
+    assert np.all(np.isfinite(model.W))
+
+
+@pytest.mark.parametrize("rate", [1e3, 1e30])
+def test_extreme_learning_rates_warn_or_refuse(rate):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = fs.SoftmaxRegression(batch_size=4, learning_rate=rate).fit(X * 50, Y, steps=200)
+        except fs.DivergenceError as exc:
+            assert "smaller learning_rate" in str(exc)
+            return
+    assert any(issubclass(w.category, fs.ConvergenceWarning) for w in caught)
+    assert np.all(np.isfinite(model.W))
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_equal_logits_and_a_single_class(backend):
+    kern = kernels_or_skip(backend)
+    flat = np.zeros((6, 3), np.float32)
+    np.testing.assert_allclose(kern.forward(X[:5], flat, B), np.full((5, 3), 1 / 3), rtol=1e-6)
+    assert kern.xent_loss(X[:5], Y[:5], flat, B) == pytest.approx(np.log(3), rel=1e-6)
+    one = np.zeros((6, 1), np.float32)
+    np.testing.assert_allclose(kern.forward(X, one, np.zeros(1, np.float32)), 1.0)
+    assert kern.xent_loss(X, np.zeros(24, int), one, np.zeros(1, np.float32)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_dataset_of_one_class_trains_and_predicts_it():
+    model = fs.SoftmaxRegression(batch_size=4).fit(X, np.zeros(24, int), steps=20)
+    assert np.all(model.predict(X) == 0) and np.all(np.isfinite(model.W))

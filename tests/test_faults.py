@@ -1,0 +1,146 @@
+"""Faults, each run for real: two processes loading one dataset, Ctrl-C during a download
+and during training, a cache directory that cannot be used. Nothing corrupt is left behind
+and the next run works."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastsoftmax as fs
+from fastsoftmax.data.manifest import MNIST
+
+pytestmark = pytest.mark.realdata
+
+LABELS = MNIST.file("test_labels")
+LOAD_SCRIPT = """
+import sys
+from fastsoftmax.data.fetch import download_file
+from fastsoftmax.data.manifest import MNIST
+print(download_file(MNIST.file("test_labels"), [sys.argv[1]], sys.argv[2], progressbar=False))
+"""
+
+
+def _start(script, *args, env=None):
+    return subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})})
+
+
+def _cache_is_clean(cache):
+    """Only finished, verified files (and lock files) in the cache."""
+    for path in cache.iterdir():
+        if path.name.endswith(".lock"):
+            continue
+        assert path.name == LABELS.filename, f"leftover {path.name}"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == LABELS.sha256
+
+
+def test_two_processes_downloading_the_same_file(mnist_dir, mirror, tmp_path):
+    base, served, hits = mirror
+    shutil.copy(mnist_dir / LABELS.filename, served / LABELS.filename)
+    cache = tmp_path / "cache"
+    procs = [_start(LOAD_SCRIPT, base + "/slow/", str(cache)) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    _cache_is_clean(cache)
+    assert len([h for h in hits if h.startswith("/slow/")]) == 1  # the lock made the second one wait and reuse
+
+
+def test_ctrl_c_during_a_download_leaves_nothing_and_the_next_run_works(mnist_dir, mirror, tmp_path):
+    base, served, hits = mirror
+    shutil.copy(mnist_dir / LABELS.filename, served / LABELS.filename)
+    cache = tmp_path / "cache"
+    proc = _start(LOAD_SCRIPT, base + "/slow/", str(cache))
+    deadline = time.time() + 30
+    while not hits and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # mid-transfer: the slow mirror takes about a second for this file
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    if cache.exists():
+        assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    again = _start(LOAD_SCRIPT, base + "/ok/", str(cache))
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    _cache_is_clean(cache)
+
+
+TRAIN_SCRIPT = """
+import json, sys, numpy as np
+import fastsoftmax as fs
+rng = np.random.default_rng(0)
+X, y = rng.integers(0, 256, (5000, 784), dtype=np.uint8), rng.integers(0, 10, 5000)
+model = fs.SoftmaxRegression(backend="numpy", progress=False)
+print("started", flush=True)
+try:
+    model.fit(X, y, steps=10**6)
+except KeyboardInterrupt:
+    W, b = model.W, model.b
+    path = model.save(sys.argv[1])
+    print(json.dumps({"steps": model.steps_done, "finite": bool(np.isfinite(W).all() and np.isfinite(b).all()),
+                      "history": len(model.history["loss"])}), flush=True)
+"""
+
+
+def test_ctrl_c_during_training_keeps_the_last_completed_steps(tmp_path):
+    proc = _start(TRAIN_SCRIPT, str(tmp_path / "model.npz"))
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    state = json.loads(out.strip().splitlines()[-1])
+    assert state["finite"] and state["steps"] > 0 and state["steps"] == state["history"]
+    model = fs.SoftmaxRegression.load(tmp_path / "model.npz")
+    assert model.steps_done == state["steps"]
+
+
+def test_an_unusable_cache_directory_still_loads_local_files(mnist_dir, tmp_path, monkeypatch):
+    """FASTSOFTMAX_CACHE under a regular file: parsed arrays cannot be cached, loading still works;
+    a download into it fails with one clear error."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("FASTSOFTMAX_CACHE", str(blocker / "cache"))
+    spec = fs.data.DATASETS["mnist"]
+    local = tmp_path / "local"
+    local.mkdir()
+    for part in ("test_images", "test_labels"):
+        shutil.copy(mnist_dir / spec.file(part).filename, local / spec.file(part).filename)
+    from fastsoftmax.data.cache import load_idx_cached
+    from fastsoftmax.data.fetch import cache_root
+
+    labels = load_idx_cached(local / LABELS.filename, cache_root() / "parsed", 1)
+    assert labels.shape == (10000,) and list(labels[:5]) == [7, 2, 1, 0, 4]
+    with pytest.raises((fs.DataNotFoundError, fs.DownloadError)) as info:
+        fs.read_data_sets(local, dataset="mnist", download=True, mirrors=["http://127.0.0.1:9/"], progressbar=False)
+    assert "train-images" in str(info.value)
+
+
+def test_interrupted_model_save_keeps_the_previous_file(tmp_path):
+    """A save that fails part-way (here: W of an unsupported dtype makes the writer raise inside
+    the temporary file) leaves the previous model intact and no temporary file."""
+    from fastsoftmax.modelfile import save_model
+
+    rng = np.random.default_rng(0)
+    good = fs.SoftmaxRegression(batch_size=10).fit(rng.random((40, 4)), rng.integers(0, 2, 40), steps=3)
+    path = good.save(tmp_path / "m.npz")
+    before = path.read_bytes()
+
+    class Exploding:
+        """An array-like whose conversion fails after the archive has been opened."""
+        def __array__(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_model(path, good.W, Exploding(), {"dtype": "float64"})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+    np.testing.assert_array_equal(fs.SoftmaxRegression.load(path).W, good.W)
