@@ -7,14 +7,13 @@ fastsoftmax model is refused with :class:`ModelFileError` naming the file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import write_atomically
 from .errors import ModelFileError, ModelNotFoundError
 
 FORMAT = "fastsoftmax-model"
@@ -32,17 +31,8 @@ def save_model(path, W, b, metadata: dict) -> Path:
     if path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, W=W, b=b, meta=np.array(json.dumps(meta)))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, lambda handle: np.savez(handle, W=W, b=b, meta=np.array(json.dumps(meta))),
+                            fsync=True)
 
 
 def load_model(path):

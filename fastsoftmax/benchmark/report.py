@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from .._atomic import write_atomically
 from ..errors import InputError
 
 FORMAT = "fastsoftmax-bench/1"
@@ -73,15 +72,7 @@ def save(path, results: list, machine: dict, settings: dict) -> Path:
     path = Path(path)
     payload = {"format": FORMAT, "machine": machine, "settings": settings, "results": results}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, lambda handle: json.dump(payload, handle, indent=1), text=True)
 
 
 def load(path) -> dict:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import write_atomically
 from .idx import read_idx
 
 log = logging.getLogger(__name__)
@@ -63,18 +62,9 @@ def load_idx_cached(source, cache_dir, expected_ndim: int) -> np.ndarray:
 
 
 def _write_atomically(entry: Path, array: np.ndarray) -> None:
+    """Cache ``array`` at ``entry``; a cache that cannot be written is skipped, not an error."""
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".npy")
+        write_atomically(entry, lambda handle: np.save(handle, array, allow_pickle=False))
     except OSError as exc:
-        log.info("not caching parsed %s: %s", entry.name, exc)
-        return
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, entry)
-    except BaseException as exc:
-        os.unlink(tmp)
-        if not isinstance(exc, OSError):
-            raise
         log.info("not caching parsed %s: %s", entry.name, exc)
