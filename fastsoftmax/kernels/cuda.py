@@ -91,10 +91,9 @@ class OnDevice:
     ``X`` or ``y``, and skip both the checks already done and the copy.
     """
 
-    def __init__(self, host: np.ndarray):
+    def __init__(self, host: np.ndarray, bounds=(0, 0)):
         self.shape, self.dtype = host.shape, host.dtype
-        self.low = int(host.min()) if host.dtype.kind in "iu" and host.size else 0
-        self.high = int(host.max()) if host.dtype.kind in "iu" and host.size else 0
+        self.low, self.high = bounds  # of labels, checked against each call's class count
         self.array = cuda.to_device(host)
 
 
@@ -114,7 +113,8 @@ def stage(X, y=None):
         return staged_X
     if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu":
         raise InputError(f"y must be an integer array of class indices, got {_checks.describe(y)}")
-    return staged_X, OnDevice(np.ascontiguousarray(y, dtype=np.int64))
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    return staged_X, OnDevice(y, (int(y.min()), int(y.max())) if y.size else (0, 0))
 
 
 def _inputs(X, F, dtype):
