@@ -54,9 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="versions, CPU, threading, cache and datasets found")
 
     bench = sub.add_parser("bench", help="time the standard workloads on every usable backend")
-    bench.add_argument("--dataset", choices=sorted(DATASETS), default="fashion-mnist")
-    bench.add_argument("--data-dir", type=Path)
-    bench.add_argument("--offline", action="store_true", help="never download")
+    _data_options(bench, dataset="fashion-mnist")
     bench.add_argument("--workloads", type=_names(lambda: [w.name for w in _bench().WORKLOADS]),
                        help="comma-separated subset (default: all)")
     bench.add_argument("--variants", type=_names(lambda: [v.name for v in _bench().VARIANTS]),
@@ -69,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_options(parser):
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
+def _data_options(parser, dataset="mnist"):
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default=dataset)
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--offline", action="store_true", help="never download")
 
@@ -278,7 +276,7 @@ def _cuda_status() -> str:
 
 
 def cmd_bench(args) -> int:
-    from .benchmark import machine, report, workloads
+    from .benchmark import machine, report
 
     bench = _bench()
     saved = report.load(args.compare) if args.compare else None  # a bad file fails before the long run
@@ -296,7 +294,7 @@ def cmd_bench(args) -> int:
     info = machine.describe(gpu=_cuda_status() if gpu else None)
     if gpu:
         info["gpu_bandwidth_gbs"] = machine.cuda_copy_gbs()
-    data = workloads.Data(_load(args, seed=0))
+    data = bench.Data(_load(args, seed=0))
     results = bench.run(data, loads, variants, rounds=args.rounds,
                         log=lambda m: print(m, file=sys.stderr) if sys.stderr.isatty() else None)
     report.add_shares(results, info)

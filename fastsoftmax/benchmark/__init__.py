@@ -10,7 +10,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from .workloads import BASELINE, VARIANTS, WORKLOADS, Data, Workload, usable_variants
+from .machine import timings
+from .workloads import BASELINE, VARIANTS, WORKLOADS, Data, Workload, usable_variants, variant
 
 __all__ = ["run", "Data", "VARIANTS", "WORKLOADS", "BASELINE", "usable_variants"]
 
@@ -39,7 +40,7 @@ def run(data: Data, workloads, variants, *, rounds: int = 7, budget_s: float = 2
             continue
         n = _rounds_within(calls, rounds, budget_s)
         times = {name: _time(fn, n) for name, fn in calls.items()}
-        results.extend(_summarise(load, data, calls, times))
+        results.extend(_summarise(load, data, times))
     return results
 
 
@@ -50,28 +51,19 @@ SETTLE_S = 0.3
 
 def _time(fn, rounds):
     time.sleep(SETTLE_S)
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+    return timings(fn, rounds)
 
 
 def _rounds_within(calls, rounds, budget_s):
-    once = 0.0
-    for fn in calls.values():
-        start = time.perf_counter()
-        fn()
-        once += time.perf_counter() - start
+    once = sum(timings(fn, 1)[0] for fn in calls.values())
     return max(3, min(rounds, int(budget_s / max(once, 1e-9))))
 
 
-def _summarise(load: Workload, data, calls, times) -> list:
+def _summarise(load: Workload, data, times) -> list:
     out = []
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
-        v = next(v for v in VARIANTS if v.name == name)
+        v = variant(name)
         median = medians[name]
         q = statistics.quantiles(t, n=4) if len(t) >= 2 else [median, median, median]
         out.append({

@@ -16,13 +16,18 @@ from pathlib import Path
 import numpy as np
 
 
-def _median_seconds(fn, rounds):
+def timings(fn, rounds) -> list:
+    """Seconds taken by each of ``rounds`` calls of ``fn``."""
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def _median_seconds(fn, rounds):
+    return statistics.median(timings(fn, rounds))
 
 
 def matmul_gflops(n: int = 1536, rounds: int = 5) -> float:
