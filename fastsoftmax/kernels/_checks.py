@@ -101,10 +101,15 @@ def schedule(order, batch_size, n_rows, learning_rate):
 
 
 def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
-    """``xent_sgd_step`` for any backend: its ``train_steps`` over the whole of X as one batch."""
+    """``xent_sgd_step`` for any backend: its ``train_steps`` over the whole of X as one batch.
+
+    X may also be a backend's staged stand-in (an object with a 2-D ``shape``, such as
+    the CUDA backend's ``OnDevice``), which that backend's ``train_steps`` checks.
+    """
     F, _, dtype = weights(W, b)
-    X = inputs(X, F, dtype)
-    _, losses = train_steps(X, y, W, b, np.arange(X.shape[0]), X.shape[0], learning_rate, weight_decay)
+    staged = not isinstance(X, np.ndarray) and len(getattr(X, "shape", ())) == 2
+    n = X.shape[0] if staged else inputs(X, F, dtype).shape[0]
+    _, losses = train_steps(X, y, W, b, np.arange(n), n, learning_rate, weight_decay)
     return float(losses[0])
 
 

@@ -220,10 +220,7 @@ def sgd_step(W, b, dW, db, learning_rate):
 
 def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
     """One gradient-and-update step on batch ``(X, y)``; dW is never materialised."""
-    F, _, dtype = _checks.weights(W, b)
-    n = X.shape[0] if isinstance(X, OnDevice) else _checks.inputs(X, F, dtype).shape[0]
-    _, losses = train_steps(X, y, W, b, np.arange(n), n, learning_rate, weight_decay)
-    return float(losses[0])
+    return _checks.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
 
 
 def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None):
