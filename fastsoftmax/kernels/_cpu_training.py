@@ -1,0 +1,298 @@
+"""The CPU training loop: every SGD step of a run in one compiled call, on up to two threads.
+
+The features are split into ``PANELS`` fixed halves, and W into the matching
+panels, ``Wt[p]`` ``[Cp, Fp]``. Each step:
+
+1. each panel gathers its half of the batch's rows and computes the partial
+   logits of that half (no bias);
+2. the threads meet at a barrier;
+3. every thread adds the bias and the panels' partial logits, in panel order,
+   and computes the whole batch's softmax gradient G and loss itself;
+4. each panel subtracts ``G.T @ rows`` from its own half of W, and every thread
+   from its own copy of b.
+
+One barrier per step, no shared writes after it: recomputing G on every thread
+(about 5% of a step) is cheaper than a second barrier. The panels are fixed
+whatever the thread count and each thread's arithmetic is the same, so one
+thread and two give bitwise-identical weights.
+
+Why threads this way: a parallel region per step (``prange``) costs more than a
+step of batch 100 on a small machine, and its timing swings widely. Here the
+calling thread and one helper thread each run the whole loop, meeting through
+two counters (acquire/release atomics) once per step.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._cpu_kernels import _block_logits, _kernel, _prefetch_rows, _row_xent_grad, _scale_weights, \
+    _subtract_weights
+
+#: Fixed feature split: the most threads one run uses, and the same for every thread count.
+PANELS = 2
+_CACHE_LINE = 64
+_PANEL_ALIGN = 16          # features: a panel's rows are whole cache lines, in float32 and float64
+_SYNC_STRIDE = 8           # int64 slots between two threads' counters: one cache line each
+
+
+# ---------------------------------------------------------------- atomics for the barrier
+
+def _element_pointer(context, builder, arrty, arr, index, indexty):
+    ary = context.make_array(arrty)(context, builder, arr)
+    return cgutils.get_item_pointer(context, builder, arrty, ary,
+                                    [context.cast(builder, index, indexty, types.intp)])
+
+
+@intrinsic
+def _load_acquire(typingctx, arr, index):
+    """``arr[index]`` read with acquire ordering: later reads see what the writer wrote before it."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(arr, index), codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, index, value):
+    """``arr[index] = value`` with release ordering: everything written before is visible first."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        val = context.cast(builder, args[2], sig.args[2], types.int64)
+        builder.store_atomic(val, ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(arr, index, value), codegen
+
+
+def _spin_hint_call():
+    """(intrinsic name, LLVM argument types, arguments) of this CPU's spin-wait hint, or None."""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i386", "i686"):
+        return "llvm.x86.sse2.pause", [], []
+    if machine in ("aarch64", "arm64"):
+        return "llvm.aarch64.hint", [ir.IntType(32)], [ir.Constant(ir.IntType(32), 1)]  # YIELD
+    return None
+
+
+@intrinsic
+def _spin_hint(typingctx):
+    """The CPU's spin-wait hint (x86 ``pause``, Arm ``yield``): frees the core's resources while waiting."""
+    call = _spin_hint_call()
+
+    def codegen(context, builder, sig, args):
+        if call is not None:
+            name, argtypes, values = call
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), argtypes), name)
+            builder.call(fn, values)
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@_kernel
+def _barrier(sync, me, threads, count):
+    """Announce that thread ``me`` has reached barrier number ``count``; wait for all others to.
+
+    The counters only grow, so there is nothing to reset between steps.
+    """
+    _store_release(sync, me * _SYNC_STRIDE, count)
+    for other in range(threads):
+        while _load_acquire(sync, other * _SYNC_STRIDE) < count:
+            _spin_hint()
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@_kernel
+def _gather_panel(X, order, start, rows, f0, scale, Xp):
+    """``Xp[r, :w] = X[order[start + r], f0:f0 + w] * scale`` for the panel's w features."""
+    f1 = min(f0 + Xp.shape[1], X.shape[1])
+    for r in range(rows):
+        # Slices, not offset indexing, so the conversion loop vectorises.
+        src = X[order[start + r], f0:f1]
+        dst = Xp[r]
+        for f in range(src.size):
+            dst[f] = src[f] * scale
+
+
+@_kernel
+def _panel_logits(X, order, start, batch_size, p, scale, Wt, nobias, Xp, Zp):
+    """Step 1 for panel p: gather its features of the batch, partial logits into ``Zp[p]``."""
+    _gather_panel(X, order, start, batch_size, p * Wt.shape[2], scale, Xp[p])
+    _block_logits(Xp[p], batch_size, Wt[p], nobias, Zp[p])
+
+
+@_kernel
+def _prefetch_panels(X, order, first, stop, me, threads, Fp):
+    """Prefetch this thread's panels of rows ``order[first:stop]``."""
+    for p in range(me, PANELS, threads):
+        f0 = p * Fp
+        f1 = min(f0 + Fp, X.shape[1])
+        if f1 > f0:
+            _prefetch_rows(X, order, first, stop, f0, f1)
+
+
+@_kernel
+def _batch_gradient(Zp, b, C, y, order, start, batch_size, gscale, z, G, X, ahead, me, threads, Fp):
+    """Step 3: ``G[r] = gscale * (softmax(b + sum_p Zp[p, r]) - onehot)``; returns the summed row losses.
+
+    The exponentials leave the load units idle, so this is where the next batch's
+    rows are prefetched, a few per block of rows: with shuffled batches the
+    latency of gathering rows dominates, and issued all at once the prefetches
+    overflow the core's queue of misses.
+    """
+    loss = 0.0
+    for r in range(batch_size):
+        if r % 4 == 0:
+            _prefetch_panels(X, order, ahead + r, ahead + min(r + 4, batch_size), me, threads, Fp)
+        for c in range(C):
+            total = b[c]
+            for p in range(Zp.shape[0]):
+                total += Zp[p, r, c]
+            z[c] = total
+        loss += _row_xent_grad(z, C, y[order[start + r]], gscale, G[r])
+    return loss
+
+
+@_kernel
+def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay,
+                  losses, Xp, Zp, sync):
+    """Thread ``me`` of ``threads``: runs every step for panels me, me + threads, ...
+
+    Wt ``[PANELS, Cp, Fp]`` is shared, each panel written by its owner only; Xp
+    ``[PANELS, B4, Fp]`` has a slab per panel. Zp ``[2, PANELS, B4, Cp]``
+    alternates between steps, so a thread starting the next step never
+    overwrites partial logits the other is still reading. G, the logits row and
+    a copy of b are allocated here, private to the thread: rows of a shared
+    array would share cache lines, and each write would take the line from the
+    other core. Thread 0 writes ``losses`` and, at the end, b. Returns the
+    number of steps applied.
+    """
+    steps = losses.size
+    Cp = Wt.shape[1]
+    nobias = np.zeros(Cp, Wt.dtype)
+    G = np.zeros((Xp.shape[1], Cp), Wt.dtype)
+    z = np.zeros(Cp, Wt.dtype)
+    bias = b.copy()
+    done = steps
+    for s in range(steps):
+        start = s * batch_size
+        ahead = start + batch_size if s + 1 < steps else start
+        step_Z = Zp[s % 2]
+        for p in range(me, PANELS, threads):
+            _panel_logits(X, order, start, batch_size, p, scale, Wt, nobias, Xp, step_Z)
+        _barrier(sync, me, threads, s + 1)
+        loss = _batch_gradient(step_Z, bias, C, y, order, start, batch_size, rates[s] / batch_size,
+                               z, G, X, ahead, me, threads, Wt.shape[2]) / batch_size
+        if me == 0:
+            losses[s] = loss
+        if not math.isfinite(loss):
+            done = s  # every thread sees the same loss, so all stop here, before applying it
+            break
+        for p in range(me, PANELS, threads):
+            if weight_decay != 0.0:
+                _scale_weights(Wt[p], 1.0 - rates[s] * weight_decay)
+            _subtract_weights(Xp[p], G, batch_size, Wt[p])
+        for c in range(C):
+            total = bias[c]
+            for r in range(batch_size):
+                total -= G[r, c]
+            bias[c] = total
+    if me == 0:
+        b[:] = bias
+    return done
+
+
+# ---------------------------------------------------------------- host side
+
+_helpers = None
+
+
+def _helper_pool():
+    global _helpers
+    if _helpers is None:
+        _helpers = ThreadPoolExecutor(max_workers=PANELS - 1, thread_name_prefix="fastsoftmax-train")
+    return _helpers
+
+
+def training_threads() -> int:
+    """Threads a run uses: Numba's thread count (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``), at most PANELS."""
+    return max(1, min(numba.get_num_threads(), PANELS))
+
+
+def panel_width(n_features: int) -> int:
+    """Features per panel."""
+    per = -(-n_features // PANELS)
+    return -(-per // _PANEL_ALIGN) * _PANEL_ALIGN
+
+
+def aligned_zeros(shape, dtype):
+    """Zeros whose first element sits on a cache line.
+
+    NumPy aligns to 16 bytes. The kernels load 64 bytes at a time along rows
+    that are a whole number of lines long (``Fp``), so an unaligned buffer splits
+    every load across two lines, which measured 1.5x slower.
+    """
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    raw = np.zeros(count * dtype.itemsize + _CACHE_LINE, np.uint8)
+    skip = -raw.ctypes.data % _CACHE_LINE
+    return raw[skip:skip + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def to_panels(Wt):
+    """``Wt [Cp, F]`` -> zero-padded panels ``[PANELS, Cp, Fp]``."""
+    Cp, F = Wt.shape
+    Fp = panel_width(F)
+    panels = aligned_zeros((PANELS, Cp, Fp), Wt.dtype)
+    for p in range(PANELS):
+        width = max(0, min(Fp, F - p * Fp))
+        panels[p, :, :width] = Wt[:, p * Fp:p * Fp + width]
+    return panels
+
+
+def from_panels(panels, F):
+    """Inverse of :func:`to_panels`: ``[Cp, F]``."""
+    return np.concatenate(list(panels), axis=1)[:, :F]
+
+
+def run(X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay, losses):
+    """Train in place. ``Wt`` ``[Cp, F]`` and ``b`` ``[Cp]`` are updated; returns steps applied."""
+    threads = training_threads()
+    Cp, F = Wt.shape
+    panels = to_panels(Wt)
+    rows = -(-batch_size // 4) * 4
+    Xp = aligned_zeros((PANELS, rows, panels.shape[2]), Wt.dtype)
+    Zp = np.zeros((2, PANELS, rows, Cp), Wt.dtype)
+    sync = aligned_zeros(threads * _SYNC_STRIDE, np.int64)
+    args = (X, scale, y, panels, b, C, order, batch_size, rates, weight_decay)
+
+    # Compile here, in this thread, before any helper starts: a helper whose
+    # compilation failed would leave this thread waiting at the first barrier.
+    _train_worker(0, 1, *args, losses[:0], Xp, Zp, sync)
+    helpers = [_helper_pool().submit(_train_worker, me, threads, *args, losses, Xp, Zp, sync)
+               for me in range(1, threads)]
+    done = _train_worker(0, threads, *args, losses, Xp, Zp, sync)
+    for helper in helpers:
+        if helper.result() != done:
+            raise RuntimeError("training threads disagree on the number of steps")
+    Wt[...] = from_panels(panels, F)
+    return int(done)
