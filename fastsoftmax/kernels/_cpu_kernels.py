@@ -48,6 +48,18 @@ CHUNK_ROWS = 256
 _CACHE_LINE = 64
 
 
+def item_pointer(context, builder, arrty, arr, indices, indextypes):
+    """LLVM pointer to ``arr[indices]``, for the intrinsics here and in ``_cpu_training.py``."""
+    ary = context.make_array(arrty)(context, builder, arr)
+    inds = [context.cast(builder, v, t, types.intp) for v, t in zip(indices, indextypes)]
+    return cgutils.get_item_pointer(context, builder, arrty, ary, inds)
+
+
+def round_up(n, multiple):
+    """``n`` rounded up to a multiple of ``multiple`` (host side: padding of classes, rows, features)."""
+    return (n + multiple - 1) // multiple * multiple
+
+
 @intrinsic
 def _prefetch(typingctx, arr, row, col):
     """Hint the CPU to start loading the cache line holding ``arr[row, col]`` (no-op semantically)."""
@@ -56,15 +68,13 @@ def _prefetch(typingctx, arr, row, col):
     sig = types.void(arr, row, col)
 
     def codegen(context, builder, signature, args):
-        arrty = signature.args[0]
-        ary = context.make_array(arrty)(context, builder, args[0])
-        inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], signature.args[1:])]
-        ptr = cgutils.get_item_pointer(context, builder, arrty, ary, inds)
+        ptr = item_pointer(context, builder, signature.args[0], args[0], args[1:], signature.args[1:])
         i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        # read (0), keep in all cache levels (3), data cache (1)
+        # read (0), locality 2 (x86 prefetcht1: L2 and outward, not L1), data cache (1).
+        # Into L1 the rows evicted the weights the logits blocks were using: 1.5x slower.
         builder.call(fn, [i8p, i32(0), i32(2), i32(1)])
         return context.get_dummy_value()
 
@@ -83,10 +93,10 @@ def _prefetch_rows(X, order, start, stop, f0, f1):
 
 
 @_kernel
-def _load_row(X, i, scale, xf):
-    row = X[i]
-    for f in range(xf.size):
-        xf[f] = row[f] * scale
+def _scale_row(src, scale, dst):
+    """``dst[:n] = src * scale``, n = ``src.size``: one row into a float buffer (uint8 scaled by 1/255)."""
+    for f in range(src.size):
+        dst[f] = src[f] * scale
 
 
 @_kernel
@@ -321,6 +331,16 @@ def _subtract_weights(Xb, G, nrows, Wt):
 
 
 @_kernel
+def _subtract_column_sums(G, nrows, b):
+    """``b -= G[:nrows].sum(0)``, summed in row order."""
+    for c in range(b.size):
+        total = b[c]
+        for r in range(nrows):
+            total -= G[r, c]
+        b[c] = total
+
+
+@_kernel
 def _subtract_outer(Xb, G, nrows, Wt, b):
     """``Wt -= G[:n].T @ Xb[:n]`` and ``b -= G[:n].sum(0)``, n = nrows rounded up to 4.
 
@@ -330,11 +350,7 @@ def _subtract_outer(Xb, G, nrows, Wt, b):
     of Wt (37 KB) stay close to the core while every class row is updated.
     """
     _subtract_weights(Xb, G, nrows, Wt)
-    for c in range(Wt.shape[0]):
-        total = b[c]
-        for r in range(nrows):
-            total -= G[r, c]
-        b[c] = total
+    _subtract_column_sums(G, nrows, b)
 
 
 @_kernel
@@ -354,7 +370,7 @@ def _xent_grad(X, scale, y, Wt, b, C, dWt, db, Xb, Z, G):
     for start in range(0, N, CHUNK_ROWS):
         rows = min(CHUNK_ROWS, N - start)
         for r in range(rows):
-            _load_row(X, start + r, scale, Xb[r])
+            _scale_row(X[start + r], scale, Xb[r])
         _block_logits(Xb, rows, Wt, b, Z)
         for r in range(rows):
             loss += _row_xent_grad(Z[r], C, y[start + r], gscale, G[r])
@@ -369,7 +385,7 @@ def _chunk_logits(X, scale, Wt, b, k, Xb, Z):
     start = k * CHUNK_ROWS
     rows = min(CHUNK_ROWS, X.shape[0] - start)
     for r in range(rows):
-        _load_row(X, start + r, scale, Xb[r])
+        _scale_row(X[start + r], scale, Xb[r])
     _block_logits(Xb, rows, Wt, b, Z)
     return start, rows
 

@@ -35,23 +35,16 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._cpu_kernels import _block_logits, _kernel, _prefetch_rows, _row_xent_grad, _scale_weights, \
-    _subtract_weights
+from ._cpu_kernels import _CACHE_LINE, _block_logits, _kernel, _prefetch_rows, _row_xent_grad, \
+    _scale_row, _scale_weights, _subtract_column_sums, _subtract_weights, item_pointer, round_up
 
 #: Fixed feature split: the most threads one run uses, and the same for every thread count.
 PANELS = 2
-_CACHE_LINE = 64
 _PANEL_ALIGN = 16          # features: a panel's rows are whole cache lines, in float32 and float64
 _SYNC_STRIDE = 8           # int64 slots between two threads' counters: one cache line each
 
 
 # ---------------------------------------------------------------- atomics for the barrier
-
-def _element_pointer(context, builder, arrty, arr, index, indexty):
-    ary = context.make_array(arrty)(context, builder, arr)
-    return cgutils.get_item_pointer(context, builder, arrty, ary,
-                                    [context.cast(builder, index, indexty, types.intp)])
-
 
 @intrinsic
 def _load_acquire(typingctx, arr, index):
@@ -60,7 +53,7 @@ def _load_acquire(typingctx, arr, index):
         return None
 
     def codegen(context, builder, sig, args):
-        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        ptr = item_pointer(context, builder, sig.args[0], args[0], args[1:2], sig.args[1:2])
         return builder.load_atomic(ptr, "acquire", 8)
 
     return types.int64(arr, index), codegen
@@ -73,7 +66,7 @@ def _store_release(typingctx, arr, index, value):
         return None
 
     def codegen(context, builder, sig, args):
-        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        ptr = item_pointer(context, builder, sig.args[0], args[0], args[1:2], sig.args[1:2])
         val = context.cast(builder, args[2], sig.args[2], types.int64)
         builder.store_atomic(val, ptr, "release", 8)
         return context.get_dummy_value()
@@ -126,11 +119,8 @@ def _gather_panel(X, order, start, rows, f0, scale, Xp):
     """``Xp[r, :w] = X[order[start + r], f0:f0 + w] * scale`` for the panel's w features."""
     f1 = min(f0 + Xp.shape[1], X.shape[1])
     for r in range(rows):
-        # Slices, not offset indexing, so the conversion loop vectorises.
-        src = X[order[start + r], f0:f1]
-        dst = Xp[r]
-        for f in range(src.size):
-            dst[f] = src[f] * scale
+        # A slice, not offset indexing, so the conversion loop vectorises.
+        _scale_row(X[order[start + r], f0:f1], scale, Xp[r])
 
 
 @_kernel
@@ -211,11 +201,7 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
             if weight_decay != 0.0:
                 _scale_weights(Wt[p], 1.0 - rates[s] * weight_decay)
             _subtract_weights(Xp[p], G, batch_size, Wt[p])
-        for c in range(C):
-            total = bias[c]
-            for r in range(batch_size):
-                total -= G[r, c]
-            bias[c] = total
+        _subtract_column_sums(G, batch_size, bias)
     if me == 0:
         b[:] = bias
     return done
@@ -240,8 +226,7 @@ def training_threads() -> int:
 
 def panel_width(n_features: int) -> int:
     """Features per panel."""
-    per = -(-n_features // PANELS)
-    return -(-per // _PANEL_ALIGN) * _PANEL_ALIGN
+    return round_up(round_up(n_features, PANELS) // PANELS, _PANEL_ALIGN)
 
 
 def aligned_zeros(shape, dtype):
@@ -279,7 +264,7 @@ def run(X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay, losses):
     threads = training_threads()
     Cp, F = Wt.shape
     panels = to_panels(Wt)
-    rows = -(-batch_size // 4) * 4
+    rows = round_up(batch_size, 4)
     Xp = aligned_zeros((PANELS, rows, panels.shape[2]), Wt.dtype)
     Zp = np.zeros((2, PANELS, rows, Cp), Wt.dtype)
     sync = aligned_zeros(threads * _SYNC_STRIDE, np.int64)

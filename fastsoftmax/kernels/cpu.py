@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data.dataset import PIXEL_SCALE
 from . import _checks, _cpu_training
-from ._cpu_kernels import CACHE, CHUNK_ROWS, _axpy, _forward, _predict, _xent_grad, _xent_loss
+from ._cpu_kernels import CACHE, CHUNK_ROWS, _axpy, _forward, _predict, _xent_grad, _xent_loss, round_up
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
            "train_steps"]
@@ -29,16 +29,12 @@ def _prepare(X, W, b, fives=False):
     F, C, dtype = _checks.weights(W, b)
     X = _checks.inputs(X, F, dtype)
     scale = dtype.type(PIXEL_SCALE if X.dtype == np.uint8 else 1.0)
-    Cp = min(_round_up(C, 4), _round_up(C, 5)) if fives else _round_up(C, 4)
+    Cp = min(round_up(C, 4), round_up(C, 5)) if fives else round_up(C, 4)
     Wt = np.zeros((Cp, F), dtype)
     Wt[:C] = W.T
     b_pad = np.zeros(Cp, dtype)
     b_pad[:C] = b
     return X, scale, Wt, b_pad, C
-
-
-def _round_up(n, multiple):
-    return (n + multiple - 1) // multiple * multiple
 
 
 def forward(X, W, b, out=None):
@@ -107,5 +103,5 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
 def _buffers(rows, Wt):
     """Zeroed scratch for one batch: float rows, logits, scaled gradient rows (rows padded to 4)."""
     Cp, F = Wt.shape
-    rows = _round_up(rows, 4)
+    rows = round_up(rows, 4)
     return np.zeros((rows, F), Wt.dtype), np.zeros((rows, Cp), Wt.dtype), np.zeros((rows, Cp), Wt.dtype)
