@@ -6,13 +6,16 @@ Why the kernels are shaped as they are:
 
 * W is kept transposed, ``Wt = W.T`` ``[C, F]``, so each class's weights are one
   contiguous row and the logits are dot products that vectorise along features.
-* Classes go in blocks of four or five and batch rows in blocks of four, so one
-  load of a shared operand feeds four or five FMAs instead of one; Wt is padded
-  with zero classes to a whole number of blocks.
-* A batch's rows are gathered once into a small float buffer (uint8 pixels are
-  scaled by 1/255 on the way), which stays in L1/L2 for both the forward pass and
-  the weight update; the full ``[N, C]`` logits or a float copy of the dataset
-  are never materialised.
+* Classes go in blocks of four or five and batch rows in blocks of two or four,
+  so one load of a shared operand feeds several FMAs instead of one; Wt is
+  padded with zero classes to a whole number of blocks.
+* Input rows are read where they lie, through an index array (a batch's order,
+  or consecutive rows): uint8 pixels are converted in registers and the 1/255
+  scale is applied once per dot product, so there is no float copy of the data,
+  not even of a batch. The full ``[N, C]`` logits are never materialised.
+* Logits and gradients of a block of rows are class-major, ``[Cp, rows]``, so
+  the softmax, loss and gradient run along rows in full vectors, and the
+  exponentials go through one vectorised loop (:func:`_exp_nonpositive`).
 * fastmath is on without ``nnan``/``ninf``, so NaN and infinity still propagate and
   a diverging run is detected.
 * Everything that runs in parallel (inference, loss) works on fixed chunks of rows
@@ -93,28 +96,20 @@ def _prefetch_rows(X, order, start, stop, f0, f1):
 
 
 @_kernel
-def _scale_row(src, scale, dst):
-    """``dst[:n] = src * scale``, n = ``src.size``: one row into a float buffer (uint8 scaled by 1/255)."""
-    for f in range(src.size):
-        dst[f] = src[f] * scale
+def _dot_4x4(a0, a1, a2, a3, B, j, scale, out, r):
+    """``out[j:j+4, r:r+4] += scale * (B[j:j+4, :n] @ [a0, a1, a2, a3].T)``, n = ``a0.size``.
 
-
-@_kernel
-def _dot_4x4(A, i, B, j, out):
-    """``out[i:i+4, j:j+4] += A[i:i+4] @ B[j:j+4].T``: sixteen dot products along the last axis.
-
-    Sixteen independent accumulators hide the FMA latency, and each load of A or B
-    feeds four FMAs; this runs near the core's FMA peak where a single dot product
-    per pass runs at a third of it.
+    Sixteen dot products along features, read straight from four rows of the
+    input (uint8 pixels are converted in registers and scaled once, at the end).
+    Sixteen independent accumulators hide the FMA latency, and each load of a
+    row feeds four FMAs; this runs near the core's FMA peak where a single dot
+    product per pass runs at a third of it.
     """
-    a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
     b0, b1, b2, b3 = B[j], B[j + 1], B[j + 2], B[j + 3]
-    s00, s01, s02, s03 = out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3]
-    s10, s11, s12, s13 = out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3]
-    s20, s21, s22, s23 = out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2], out[i + 2, j + 3]
-    s30, s31, s32, s33 = out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2], out[i + 3, j + 3]
-    for f in range(A.shape[1]):
-        x0, x1, x2, x3 = a0[f], a1[f], a2[f], a3[f]
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = scale - scale  # zero, of W's dtype
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = scale - scale
+    for f in range(a0.size):
+        x0, x1, x2, x3 = a0[f], a1[f], a2[f], a3[f]  # uint8 times W's float is W's float
         y0, y1, y2, y3 = b0[f], b1[f], b2[f], b3[f]
         s00 += x0 * y0
         s01 += x0 * y1
@@ -132,27 +127,40 @@ def _dot_4x4(A, i, B, j, out):
         s31 += x3 * y1
         s32 += x3 * y2
         s33 += x3 * y3
-    out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3] = s00, s01, s02, s03
-    out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3] = s10, s11, s12, s13
-    out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2], out[i + 2, j + 3] = s20, s21, s22, s23
-    out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2], out[i + 3, j + 3] = s30, s31, s32, s33
+    out[j, r] += scale * s00
+    out[j + 1, r] += scale * s01
+    out[j + 2, r] += scale * s02
+    out[j + 3, r] += scale * s03
+    out[j, r + 1] += scale * s10
+    out[j + 1, r + 1] += scale * s11
+    out[j + 2, r + 1] += scale * s12
+    out[j + 3, r + 1] += scale * s13
+    out[j, r + 2] += scale * s20
+    out[j + 1, r + 2] += scale * s21
+    out[j + 2, r + 2] += scale * s22
+    out[j + 3, r + 2] += scale * s23
+    out[j, r + 3] += scale * s30
+    out[j + 1, r + 3] += scale * s31
+    out[j + 2, r + 3] += scale * s32
+    out[j + 3, r + 3] += scale * s33
 
 
 @_kernel
-def _dot_4x5(A, i, B, j, out):
-    """``out[i:i+4, j:j+5] += A[i:i+4] @ B[j:j+5].T``: :func:`_dot_4x4` for classes in fives.
+def _dot_2x5(a0, a1, B, j, scale, out, r):
+    """``out[j:j+5, r:r+2] += scale * (B[j:j+5, :n] @ [a0, a1].T)``: :func:`_dot_4x4` for classes in fives.
 
     Ten classes (MNIST's) are two blocks of five; in blocks of four they would be
-    padded to twelve and a sixth of the arithmetic wasted.
+    padded to twelve and a sixth of the arithmetic wasted. Two rows, not four:
+    twenty accumulators and nine operands do not fit AVX-512's 32 registers
+    beside LLVM's temporaries, and the spilled accumulators went through the
+    stack on every iteration, at a speed that changed from process to process
+    (4K aliasing of the stack against the rows). Ten accumulators and seven
+    operands stay in registers.
     """
-    a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
     b0, b1, b2, b3, b4 = B[j], B[j + 1], B[j + 2], B[j + 3], B[j + 4]
-    s00, s01, s02, s03, s04 = out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3], out[i, j + 4]
-    s10, s11, s12, s13, s14 = out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3], out[i + 1, j + 4]
-    s20, s21, s22, s23, s24 = out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2], out[i + 2, j + 3], out[i + 2, j + 4]
-    s30, s31, s32, s33, s34 = out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2], out[i + 3, j + 3], out[i + 3, j + 4]
-    for f in range(A.shape[1]):
-        x0, x1, x2, x3 = a0[f], a1[f], a2[f], a3[f]
+    s00 = s01 = s02 = s03 = s04 = s10 = s11 = s12 = s13 = s14 = scale - scale
+    for f in range(a0.size):
+        x0, x1 = a0[f], a1[f]
         y0, y1, y2, y3, y4 = b0[f], b1[f], b2[f], b3[f], b4[f]
         s00 += x0 * y0
         s01 += x0 * y1
@@ -164,124 +172,229 @@ def _dot_4x5(A, i, B, j, out):
         s12 += x1 * y2
         s13 += x1 * y3
         s14 += x1 * y4
-        s20 += x2 * y0
-        s21 += x2 * y1
-        s22 += x2 * y2
-        s23 += x2 * y3
-        s24 += x2 * y4
-        s30 += x3 * y0
-        s31 += x3 * y1
-        s32 += x3 * y2
-        s33 += x3 * y3
-        s34 += x3 * y4
-    out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3], out[i, j + 4] = s00, s01, s02, s03, s04
-    out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3], out[i + 1, j + 4] = s10, s11, s12, s13, s14
-    out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2], out[i + 2, j + 3], out[i + 2, j + 4] = s20, s21, s22, s23, s24
-    out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2], out[i + 3, j + 3], out[i + 3, j + 4] = s30, s31, s32, s33, s34
+    out[j, r] += scale * s00
+    out[j + 1, r] += scale * s01
+    out[j + 2, r] += scale * s02
+    out[j + 3, r] += scale * s03
+    out[j + 4, r] += scale * s04
+    out[j, r + 1] += scale * s10
+    out[j + 1, r + 1] += scale * s11
+    out[j + 2, r + 1] += scale * s12
+    out[j + 3, r + 1] += scale * s13
+    out[j + 4, r + 1] += scale * s14
 
 
 @_kernel
-def _logits_4rows(Xb, i, Wt, b, Z):
-    """``Z[i:i+4] = Xb[i:i+4] @ Wt.T + b``; Wt is zero-padded to a multiple of 4 or 5 classes."""
-    Cp = Wt.shape[0]
-    for r in range(i, i + 4):
-        for c in range(Cp):
-            Z[r, c] = b[c]
+def _features(X, row, f0, n):
+    """``X[row, f0:f0 + n]``: a slice, not offset indexing, so the loops over it vectorise."""
+    return X[row, f0:f0 + n]
+
+
+@_kernel
+def _logits_4rows(X, rows, i, f0, Wt, scale, Z):
+    """``Z[:, i:i+4] += scale * Wt[:, :n] @ X[rows[i:i+4], f0:f0+n].T``, n = the features left from f0.
+
+    Wt is zero-padded to a multiple of 4 or 5 classes.
+    """
+    n = min(Wt.shape[1], X.shape[1] - f0)
     # Each block size in a function of its own: with both loops in one body LLVM
     # compiles the blocks of five 50% slower.
-    if Cp % 4 == 0:
-        _add_logits_by4(Xb, i, Wt, Z)
+    if Wt.shape[0] % 4 == 0:
+        _add_logits_by4(_features(X, rows[i], f0, n), _features(X, rows[i + 1], f0, n),
+                        _features(X, rows[i + 2], f0, n), _features(X, rows[i + 3], f0, n), Wt, scale, Z, i)
     else:
-        _add_logits_by5(Xb, i, Wt, Z)
+        _add_logits_by5(_features(X, rows[i], f0, n), _features(X, rows[i + 1], f0, n),
+                        _features(X, rows[i + 2], f0, n), _features(X, rows[i + 3], f0, n), Wt, scale, Z, i)
 
 
 @_kernel
-def _add_logits_by4(Xb, i, Wt, Z):
+def _add_logits_by4(a0, a1, a2, a3, Wt, scale, Z, i):
     for j in range(0, Wt.shape[0], 4):
-        _dot_4x4(Xb, i, Wt, j, Z)
+        _dot_4x4(a0, a1, a2, a3, Wt, j, scale, Z, i)
 
 
 @_kernel
-def _add_logits_by5(Xb, i, Wt, Z):
+def _add_logits_by5(a0, a1, a2, a3, Wt, scale, Z, i):
     for j in range(0, Wt.shape[0], 5):
-        _dot_4x5(Xb, i, Wt, j, Z)
+        _dot_2x5(a0, a1, Wt, j, scale, Z, i)
+        _dot_2x5(a2, a3, Wt, j, scale, Z, i + 2)
 
 
 @_kernel
-def _block_logits(Xb, nrows, Wt, b, Z):
-    """``Z[:nrows] = Xb[:nrows] @ Wt.T + b`` in 4x4 blocks.
+def _block_logits(X, rows, nrows, f0, Wt, b, scale, Z):
+    """``Z[:, :nrows] = scale * Wt @ X[rows[:nrows], f0:].T + b[:, None]``: class-major logits.
 
-    Xb and Z have a multiple of 4 rows, so there is no remainder code; rows past
-    ``nrows`` are computed and ignored.
+    The rows are read where they are, through the indices ``rows`` (a batch's
+    order, or consecutive rows), with no float copy. Class-major ``Z [Cp, rows]``
+    so that the softmax and gradient that follow work along rows, in full
+    vectors, rather than along ten classes. ``rows`` and Z have a multiple of 4
+    entries, the padding repeating a real row, so there is no remainder code;
+    logits past ``nrows`` are computed and ignored.
     """
+    for c in range(Wt.shape[0]):
+        Z[c, :] = b[c]
     for i in range(0, nrows, 4):
-        _logits_4rows(Xb, i, Wt, b, Z)
+        _logits_4rows(X, rows, i, f0, Wt, scale, Z)
 
 
-@_kernel
-def _row_lse(z, C):
-    m = z[0]
-    for c in range(1, C):
-        m = max(m, z[c])
-    s = 0.0
-    for c in range(C):
-        s += math.exp(z[c] - m)
-    return m + math.log(s)
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    """The float64 whose IEEE bits are the int64 ``bits`` (a bitcast, which LLVM vectorises)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
 
 
-@_kernel
-def _row_softmax(z, C, p):
-    lse = _row_lse(z, C)
-    for c in range(C):
-        p[c] = math.exp(z[c] - lse)
-
-
-@_kernel
-def _row_argmax(z, C):
-    """Index of the largest of ``z[:C]``, or -1 when any of them is not finite."""
-    best = 0
-    for c in range(C):
-        if not math.isfinite(z[c]):
-            return -1
-        if z[c] > z[best]:
-            best = c
-    return best
-
-
-@_kernel
-def _row_xent_grad(z, C, label, gscale, g):
-    """Loss of one row; ``g[:C] = gscale * (softmax(z[:C]) - onehot(label))``. One exp per class."""
-    m = z[0]
-    for c in range(1, C):
-        m = max(m, z[c])
-    s = 0.0
-    for c in range(C):
-        e = math.exp(z[c] - m)
-        g[c] = e
-        s += e
-    scale = gscale / s
-    for c in range(C):
-        g[c] *= scale
-    g[label] -= gscale
-    return m + math.log(s) - z[label]
+_LOG2E = 1.4426950408889634
+# fdlibm's split of ln 2: k * _LN2_HI is exact for |k| < 2**11, so r below carries no rounding of k.
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_FLUSH = -708.39  # exp(x) < 2**-1022 (subnormal) below this: taken as 0
 
 
 @_chain_kernel
-def _subtract_4x4(Xb, r, G, c, Wt):
-    """``Wt[c:c+4] -= G[r:r+4, c:c+4].T @ Xb[r:r+4]``: a rank-4 update of four class rows.
+def _exp_nonpositive(v, n):
+    """``v[:n] = exp(v[:n])`` in float64, for ``v <= 0`` (logits minus their row maximum).
+
+    Written out because LLVM vectorises this loop (8 lanes) and not a loop of
+    ``math.exp`` calls: 1.5 ns an element against 5-7. exp(x) = 2**k * exp(r),
+    ``r = x - k ln 2`` in [-ln2/2, ln2/2], exp(r) from its Taylor series to r**13
+    (truncation below 1e-17): within 1 ulp of NumPy's exp. NaN stays NaN;
+    results below 2**-1022 are flushed to 0, which no probability can notice.
+    Compiled without reassociation, which would fold the two-part ln 2 into one.
+    """
+    for i in range(n):
+        x = v[i]
+        k = math.floor(x * _LOG2E + 0.5)
+        r = x - k * _LN2_HI
+        r = r - k * _LN2_LO
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        two_k = _float64_from_bits((np.int64(k) + 1023) << 52)
+        v[i] = 0.0 if x < _EXP_FLUSH else p * two_k
+
+
+@_kernel
+def softmax_scratch(rows, Cp):
+    """float64 scratch for the ``_rows_*`` functions below: exponentials, row maxima, row sums."""
+    return np.empty((Cp + 2) * rows)
+
+
+@_kernel
+def _rows_exp(Z, nrows, C, scratch):
+    """Exponentials of the logits of rows ``[0, nrows)``, shifted by their row maxima (log-sum-exp).
+
+    ``Z [Cp, rows]`` is class-major, so every loop here runs along rows and
+    vectorises. Returns views into ``scratch``: E ``[C, nrows]``, ``exp(Z - M)``;
+    M ``[nrows]``, the row maxima; S ``[nrows]``, the row sums of E.
+    """
+    n = C * nrows
+    E = scratch[:n].reshape((C, nrows))
+    M, S = scratch[n:n + nrows], scratch[n + nrows:n + 2 * nrows]
+    for r in range(nrows):
+        M[r] = Z[0, r]
+    for c in range(1, C):
+        for r in range(nrows):
+            M[r] = max(M[r], Z[c, r])
+    for c in range(C):
+        for r in range(nrows):
+            E[c, r] = Z[c, r] - M[r]
+    _exp_nonpositive(scratch, n)
+    S[:] = 0.0
+    for c in range(C):
+        for r in range(nrows):
+            S[r] += E[c, r]
+    return E, M, S
+
+
+@_kernel
+def _rows_xent_loss(Z, nrows, C, labels, scratch):
+    """Summed cross-entropy of rows ``[0, nrows)`` of class-major logits Z against ``labels[:nrows]``.
+
+    Also returns E and S of :func:`_rows_exp`.
+    """
+    E, M, S = _rows_exp(Z, nrows, C, scratch)
+    loss = 0.0
+    for r in range(nrows):
+        loss += M[r] + math.log(S[r]) - Z[labels[r], r]
+    return loss, E, S
+
+
+@_kernel
+def _rows_xent_grad(Z, nrows, C, labels, gscale, G, scratch):
+    """Summed loss of rows ``[0, nrows)``; ``G[:, r] = gscale * (softmax(Z[:, r]) - onehot(labels[r]))``.
+
+    G is class-major like Z; its padding classes get 0 and its columns past
+    ``nrows`` are left as they are.
+    """
+    loss, E, S = _rows_xent_loss(Z, nrows, C, labels, scratch)
+    for r in range(nrows):
+        S[r] = gscale / S[r]
+    for c in range(C):
+        for r in range(nrows):
+            G[c, r] = E[c, r] * S[r]
+    G[C:, :nrows] = 0
+    for r in range(nrows):
+        G[labels[r], r] -= gscale
+    return loss
+
+
+@_kernel
+def _rows_softmax(Z, nrows, C, out, scratch):
+    """``out[r] = softmax(Z[:, r])`` for r < nrows; ``out [nrows, C]`` is row-major."""
+    E, M, S = _rows_exp(Z, nrows, C, scratch)
+    for r in range(nrows):
+        S[r] = 1.0 / S[r]
+    for r in range(nrows):
+        for c in range(C):
+            out[r, c] = E[c, r] * S[r]
+
+
+@_kernel
+def _rows_argmax(Z, nrows, C, out):
+    """``out[r]`` = the largest class of ``Z[:, r]`` for r < nrows, or -1 when any logit is not finite."""
+    for r in range(nrows):
+        best = 0
+        for c in range(C):
+            if not math.isfinite(Z[c, r]):
+                best = -1
+                break
+            if Z[c, r] > Z[best, r]:
+                best = c
+        out[r] = best
+
+
+@_chain_kernel
+def _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt):
+    """``Wt[c:c+4, :n] -= scale * G[c:c+4, r:r+4] @ [x0, x1, x2, x3]``: a rank-4 update of four class rows.
 
     The sixteen coefficients stay in registers and each load of a batch row feeds
     four FMAs, so this runs near the core's FMA peak; one class row per pass is
     bound by loads at half of it. Each class row is one chain of four FMAs, in
     row order, so the rounding is the same on every run.
     """
-    x0, x1, x2, x3 = Xb[r], Xb[r + 1], Xb[r + 2], Xb[r + 3]
     w0, w1, w2, w3 = Wt[c], Wt[c + 1], Wt[c + 2], Wt[c + 3]
-    g00, g01, g02, g03 = G[r, c], G[r, c + 1], G[r, c + 2], G[r, c + 3]
-    g10, g11, g12, g13 = G[r + 1, c], G[r + 1, c + 1], G[r + 1, c + 2], G[r + 1, c + 3]
-    g20, g21, g22, g23 = G[r + 2, c], G[r + 2, c + 1], G[r + 2, c + 2], G[r + 2, c + 3]
-    g30, g31, g32, g33 = G[r + 3, c], G[r + 3, c + 1], G[r + 3, c + 2], G[r + 3, c + 3]
-    for f in range(w0.size):
+    g00, g01, g02, g03 = G[c, r] * scale, G[c + 1, r] * scale, G[c + 2, r] * scale, G[c + 3, r] * scale
+    g10, g11, g12, g13 = G[c, r + 1] * scale, G[c + 1, r + 1] * scale, G[c + 2, r + 1] * scale, G[c + 3, r + 1] * scale
+    g20, g21, g22, g23 = G[c, r + 2] * scale, G[c + 1, r + 2] * scale, G[c + 2, r + 2] * scale, G[c + 3, r + 2] * scale
+    g30, g31, g32, g33 = G[c, r + 3] * scale, G[c + 1, r + 3] * scale, G[c + 2, r + 3] * scale, G[c + 3, r + 3] * scale
+    for f in range(x0.size):
         a0, a1, a2, a3 = x0[f], x1[f], x2[f], x3[f]
         w0[f] = w0[f] - g00 * a0 - g10 * a1 - g20 * a2 - g30 * a3
         w1[f] = w1[f] - g01 * a0 - g11 * a1 - g21 * a2 - g31 * a3
@@ -290,15 +403,18 @@ def _subtract_4x4(Xb, r, G, c, Wt):
 
 
 @_chain_kernel
-def _subtract_5x4(Xb, r, G, c, Wt):
-    """:func:`_subtract_4x4` for five class rows (see :func:`_dot_4x5` for why fives)."""
-    x0, x1, x2, x3 = Xb[r], Xb[r + 1], Xb[r + 2], Xb[r + 3]
+def _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt):
+    """:func:`_subtract_4x4` for five class rows (see :func:`_dot_2x5` for why fives)."""
     w0, w1, w2, w3, w4 = Wt[c], Wt[c + 1], Wt[c + 2], Wt[c + 3], Wt[c + 4]
-    g00, g01, g02, g03, g04 = G[r, c], G[r, c + 1], G[r, c + 2], G[r, c + 3], G[r, c + 4]
-    g10, g11, g12, g13, g14 = G[r + 1, c], G[r + 1, c + 1], G[r + 1, c + 2], G[r + 1, c + 3], G[r + 1, c + 4]
-    g20, g21, g22, g23, g24 = G[r + 2, c], G[r + 2, c + 1], G[r + 2, c + 2], G[r + 2, c + 3], G[r + 2, c + 4]
-    g30, g31, g32, g33, g34 = G[r + 3, c], G[r + 3, c + 1], G[r + 3, c + 2], G[r + 3, c + 3], G[r + 3, c + 4]
-    for f in range(w0.size):
+    g00, g01, g02 = G[c, r] * scale, G[c + 1, r] * scale, G[c + 2, r] * scale
+    g03, g04 = G[c + 3, r] * scale, G[c + 4, r] * scale
+    g10, g11, g12 = G[c, r + 1] * scale, G[c + 1, r + 1] * scale, G[c + 2, r + 1] * scale
+    g13, g14 = G[c + 3, r + 1] * scale, G[c + 4, r + 1] * scale
+    g20, g21, g22 = G[c, r + 2] * scale, G[c + 1, r + 2] * scale, G[c + 2, r + 2] * scale
+    g23, g24 = G[c + 3, r + 2] * scale, G[c + 4, r + 2] * scale
+    g30, g31, g32 = G[c, r + 3] * scale, G[c + 1, r + 3] * scale, G[c + 2, r + 3] * scale
+    g33, g34 = G[c + 3, r + 3] * scale, G[c + 4, r + 3] * scale
+    for f in range(x0.size):
         a0, a1, a2, a3 = x0[f], x1[f], x2[f], x3[f]
         w0[f] = w0[f] - g00 * a0 - g10 * a1 - g20 * a2 - g30 * a3
         w1[f] = w1[f] - g01 * a0 - g11 * a1 - g21 * a2 - g31 * a3
@@ -308,49 +424,44 @@ def _subtract_5x4(Xb, r, G, c, Wt):
 
 
 @_kernel
-def _subtract_outer_by4(Xb, G, nrows, Wt):
-    for r in range(0, nrows, 4):
-        for c in range(0, Wt.shape[0], 4):
-            _subtract_4x4(Xb, r, G, c, Wt)
+def _subtract_outer_by4(x0, x1, x2, x3, G, r, scale, Wt):
+    for c in range(0, Wt.shape[0], 4):
+        _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt)
 
 
 @_kernel
-def _subtract_outer_by5(Xb, G, nrows, Wt):
-    for r in range(0, nrows, 4):
-        for c in range(0, Wt.shape[0], 5):
-            _subtract_5x4(Xb, r, G, c, Wt)
+def _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt):
+    for c in range(0, Wt.shape[0], 5):
+        _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt)
 
 
 @_kernel
-def _subtract_weights(Xb, G, nrows, Wt):
-    """``Wt -= G[:n].T @ Xb[:n]``, n = nrows rounded up to 4 (see :func:`_subtract_outer`)."""
-    if Wt.shape[0] % 4 == 0:
-        _subtract_outer_by4(Xb, G, nrows, Wt)
-    else:
-        _subtract_outer_by5(Xb, G, nrows, Wt)
+def _subtract_weights(X, rows, nrows, f0, G, scale, Wt):
+    """``Wt[:, :n] -= scale * G[:, :m] @ X[rows[:m], f0:f0+n]``, m = nrows rounded up to 4.
+
+    G is class-major ``[Cp, rows]``; its columns past ``nrows`` must be zero (the
+    padding entries of ``rows`` repeat a real row), so there is no remainder
+    code. Blocks of four rows go outside the classes, so the block and all of
+    Wt stay close to the core while every class row is updated.
+    """
+    n = min(Wt.shape[1], X.shape[1] - f0)
+    for r in range(0, nrows, 4):
+        x0, x1 = _features(X, rows[r], f0, n), _features(X, rows[r + 1], f0, n)
+        x2, x3 = _features(X, rows[r + 2], f0, n), _features(X, rows[r + 3], f0, n)
+        if Wt.shape[0] % 4 == 0:
+            _subtract_outer_by4(x0, x1, x2, x3, G, r, scale, Wt)
+        else:
+            _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt)
 
 
 @_kernel
 def _subtract_column_sums(G, nrows, b):
-    """``b -= G[:nrows].sum(0)``, summed in row order."""
+    """``b -= G[:, :nrows].sum(1)``, summed in row order."""
     for c in range(b.size):
         total = b[c]
         for r in range(nrows):
-            total -= G[r, c]
+            total -= G[c, r]
         b[c] = total
-
-
-@_kernel
-def _subtract_outer(Xb, G, nrows, Wt, b):
-    """``Wt -= G[:n].T @ Xb[:n]`` and ``b -= G[:n].sum(0)``, n = nrows rounded up to 4.
-
-    Wt and the columns of G are padded to a multiple of 4 or 5 classes, and the rows of
-    G past ``nrows`` must be zero, so there is no remainder code. Blocks of four
-    batch rows (12.5 KB in float32) go outside the classes, so the block and all
-    of Wt (37 KB) stay close to the core while every class row is updated.
-    """
-    _subtract_weights(Xb, G, nrows, Wt)
-    _subtract_column_sums(G, nrows, b)
 
 
 @_kernel
@@ -361,51 +472,61 @@ def _scale_weights(Wt, factor):
 
 
 @_kernel
-def _xent_grad(X, scale, y, Wt, b, C, dWt, db, Xb, Z, G):
+def _consecutive_rows(start, N, rows):
+    """``rows[r] = start + r``, the padding past the last row N - 1 repeating it."""
+    for r in range(rows.size):
+        rows[r] = min(start + r, N - 1)
+
+
+@_kernel
+def _xent_grad(X, scale, y, Wt, b, C, dWt, db, rows, Z, G, scratch):
     N = X.shape[0]
     dWt[:] = 0
     db[:] = 0
-    gscale = -1.0 / N  # _subtract_outer subtracts; a negative scale accumulates +G^T X
+    gscale = -1.0 / N  # the update subtracts; a negative scale accumulates +G X
     loss = 0.0
-    for start in range(0, N, CHUNK_ROWS):
-        rows = min(CHUNK_ROWS, N - start)
-        for r in range(rows):
-            _scale_row(X[start + r], scale, Xb[r])
-        _block_logits(Xb, rows, Wt, b, Z)
-        for r in range(rows):
-            loss += _row_xent_grad(Z[r], C, y[start + r], gscale, G[r])
-        G[rows:] = 0  # the last chunk's padding rows must not add to the sums
-        _subtract_outer(Xb, G, rows, dWt, db)
+    for start in range(0, N, rows.size):
+        n = min(rows.size, N - start)
+        _consecutive_rows(start, N, rows)
+        _block_logits(X, rows, n, 0, Wt, b, scale, Z)
+        loss += _rows_xent_grad(Z, n, C, y[start:start + n], gscale, G, scratch)
+        G[:, n:] = 0  # the last chunk's padding rows must not add to the sums
+        _subtract_weights(X, rows, n, 0, G, scale, dWt)
+        _subtract_column_sums(G, n, db)
     return loss / N
 
 
 @_kernel
-def _chunk_logits(X, scale, Wt, b, k, Xb, Z):
-    """Logits of rows ``[k*CHUNK_ROWS, ...)`` into Z; returns (first row, row count)."""
+def _chunk_logits(X, scale, Wt, b, k, rows, Z):
+    """Logits of rows ``[k*CHUNK_ROWS, ...)`` into Z (class-major); returns (first row, row count)."""
     start = k * CHUNK_ROWS
-    rows = min(CHUNK_ROWS, X.shape[0] - start)
-    for r in range(rows):
-        _scale_row(X[start + r], scale, Xb[r])
-    _block_logits(Xb, rows, Wt, b, Z)
-    return start, rows
+    n = min(CHUNK_ROWS, X.shape[0] - start)
+    _consecutive_rows(start, X.shape[0], rows)
+    _block_logits(X, rows, n, 0, Wt, b, scale, Z)
+    return start, n
+
+
+@_kernel
+def _chunk_buffers(Wt):
+    """One parallel work item's scratch: row indices, class-major logits, softmax scratch."""
+    Cp = Wt.shape[0]
+    return np.empty(CHUNK_ROWS, np.int64), np.zeros((Cp, CHUNK_ROWS), Wt.dtype), softmax_scratch(CHUNK_ROWS, Cp)
 
 
 @_parallel_kernel
 def _forward(X, scale, Wt, b, C, out):
     for k in prange((X.shape[0] + CHUNK_ROWS - 1) // CHUNK_ROWS):
-        Xb, Z = _chunk_buffers(Wt)
-        start, rows = _chunk_logits(X, scale, Wt, b, k, Xb, Z)
-        for r in range(rows):
-            _row_softmax(Z[r], C, out[start + r])
+        rows, Z, scratch = _chunk_buffers(Wt)
+        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z)
+        _rows_softmax(Z, n, C, out[start:start + n], scratch)
 
 
 @_parallel_kernel
 def _predict(X, scale, Wt, b, C, out):
     for k in prange((X.shape[0] + CHUNK_ROWS - 1) // CHUNK_ROWS):
-        Xb, Z = _chunk_buffers(Wt)
-        start, rows = _chunk_logits(X, scale, Wt, b, k, Xb, Z)
-        for r in range(rows):
-            out[start + r] = _row_argmax(Z[r], C)
+        rows, Z, scratch = _chunk_buffers(Wt)
+        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z)
+        _rows_argmax(Z, n, C, out[start:start + n])
 
 
 @_parallel_kernel
@@ -413,22 +534,13 @@ def _xent_loss(X, scale, y, Wt, b, C):
     n_chunks = (X.shape[0] + CHUNK_ROWS - 1) // CHUNK_ROWS
     partial = np.empty(n_chunks)
     for k in prange(n_chunks):
-        Xb, Z = _chunk_buffers(Wt)
-        start, rows = _chunk_logits(X, scale, Wt, b, k, Xb, Z)
-        total = 0.0
-        for r in range(rows):
-            total += _row_lse(Z[r], C) - Z[r, y[start + r]]
-        partial[k] = total
+        rows, Z, scratch = _chunk_buffers(Wt)
+        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z)
+        partial[k] = _rows_xent_loss(Z, n, C, y[start:start + n], scratch)[0]
     total = 0.0
     for k in range(n_chunks):
         total += partial[k]
     return total / X.shape[0]
-
-
-@_kernel
-def _chunk_buffers(Wt):
-    # Zeroed so that padding rows past the data hold finite values.
-    return np.zeros((CHUNK_ROWS, Wt.shape[1]), Wt.dtype), np.zeros((CHUNK_ROWS, Wt.shape[0]), Wt.dtype)
 
 
 @_kernel

@@ -3,16 +3,16 @@
 The features are split into ``PANELS`` fixed halves, and W into the matching
 panels, ``Wt[p]`` ``[Cp, Fp]``. Each step:
 
-1. each panel gathers its half of the batch's rows and computes the partial
-   logits of that half (no bias);
+1. each panel computes the partial logits of its half of the features (no
+   bias), reading the batch's rows in place;
 2. the threads meet at a barrier;
 3. every thread adds the bias and the panels' partial logits, in panel order,
    and computes the whole batch's softmax gradient G and loss itself;
-4. each panel subtracts ``G.T @ rows`` from its own half of W, and every thread
+4. each panel subtracts ``G @ rows`` from its own half of W, and every thread
    from its own copy of b.
 
 One barrier per step, no shared writes after it: recomputing G on every thread
-(about 5% of a step) is cheaper than a second barrier. The panels are fixed
+(about 2 us of a 30 us step) is cheaper than a second barrier. The panels are fixed
 whatever the thread count and each thread's arithmetic is the same, so one
 thread and two give bitwise-identical weights.
 
@@ -35,8 +35,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._cpu_kernels import _CACHE_LINE, _block_logits, _kernel, _prefetch_rows, _row_xent_grad, \
-    _scale_row, _scale_weights, _subtract_column_sums, _subtract_weights, item_pointer, round_up
+from ._cpu_kernels import _CACHE_LINE, _block_logits, _kernel, _prefetch_rows, _rows_xent_grad, _scale_weights, \
+    _subtract_column_sums, _subtract_weights, item_pointer, round_up, softmax_scratch
 
 #: Fixed feature split: the most threads one run uses, and the same for every thread count.
 PANELS = 2
@@ -115,19 +115,10 @@ def _barrier(sync, me, threads, count):
 
 
 @_kernel
-def _gather_panel(X, order, start, rows, f0, scale, Xp):
-    """``Xp[r, :w] = X[order[start + r], f0:f0 + w] * scale`` for the panel's w features."""
-    f1 = min(f0 + Xp.shape[1], X.shape[1])
-    for r in range(rows):
-        # A slice, not offset indexing, so the conversion loop vectorises.
-        _scale_row(X[order[start + r], f0:f1], scale, Xp[r])
-
-
-@_kernel
-def _panel_logits(X, order, start, batch_size, p, scale, Wt, nobias, Xp, Zp):
-    """Step 1 for panel p: gather its features of the batch, partial logits into ``Zp[p]``."""
-    _gather_panel(X, order, start, batch_size, p * Wt.shape[2], scale, Xp[p])
-    _block_logits(Xp[p], batch_size, Wt[p], nobias, Zp[p])
+def _batch_rows(order, start, batch_size, rows):
+    """``rows[r] = order[start + r]``: the step's rows, the padding to 4 repeating the last."""
+    for r in range(rows.size):
+        rows[r] = order[start + min(r, batch_size - 1)]
 
 
 @_kernel
@@ -141,57 +132,64 @@ def _prefetch_panels(X, order, first, stop, me, threads, Fp):
 
 
 @_kernel
-def _batch_gradient(Zp, b, C, y, order, start, batch_size, gscale, z, G, X, ahead, me, threads, Fp):
-    """Step 3: ``G[r] = gscale * (softmax(b + sum_p Zp[p, r]) - onehot)``; returns the summed row losses.
+def _batch_gradient(Zp, b, y, order, start, batch_size, C, gscale, G, Z, labels, scratch,
+                    X, ahead, me, threads, Fp):
+    """Step 3: ``G[:, r] = gscale * (softmax(b + sum_p Zp[p, :, r]) - onehot)``; returns the summed row losses.
 
-    The exponentials leave the load units idle, so this is where the next batch's
-    rows are prefetched, a few per block of rows: with shuffled batches the
+    The next batch's rows are prefetched here, a few at a time between the
+    classes' sums, where the load units have room: with shuffled batches the
     latency of gathering rows dominates, and issued all at once the prefetches
     overflow the core's queue of misses.
     """
-    loss = 0.0
+    per_class = -(-batch_size // Z.shape[0])
+    for c in range(Z.shape[0]):
+        first = ahead + c * per_class
+        _prefetch_panels(X, order, first, min(first + per_class, ahead + batch_size), me, threads, Fp)
+        for r in range(batch_size):
+            Z[c, r] = b[c]
+        for p in range(Zp.shape[0]):
+            for r in range(batch_size):
+                Z[c, r] += Zp[p, c, r]
     for r in range(batch_size):
-        if r % 4 == 0:
-            _prefetch_panels(X, order, ahead + r, ahead + min(r + 4, batch_size), me, threads, Fp)
-        for c in range(C):
-            total = b[c]
-            for p in range(Zp.shape[0]):
-                total += Zp[p, r, c]
-            z[c] = total
-        loss += _row_xent_grad(z, C, y[order[start + r]], gscale, G[r])
-    return loss
+        labels[r] = y[order[start + r]]
+    return _rows_xent_grad(Z, batch_size, C, labels, gscale, G, scratch)
 
 
 @_kernel
 def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay,
-                  losses, Xp, Zp, sync):
+                  losses, Zp, sync):
     """Thread ``me`` of ``threads``: runs every step for panels me, me + threads, ...
 
-    Wt ``[PANELS, Cp, Fp]`` is shared, each panel written by its owner only; Xp
-    ``[PANELS, B4, Fp]`` has a slab per panel. Zp ``[2, PANELS, B4, Cp]``
-    alternates between steps, so a thread starting the next step never
-    overwrites partial logits the other is still reading. G, the logits row and
-    a copy of b are allocated here, private to the thread: rows of a shared
-    array would share cache lines, and each write would take the line from the
-    other core. Thread 0 writes ``losses`` and, at the end, b. Returns the
-    number of steps applied.
+    Wt ``[PANELS, Cp, Fp]`` is shared, each panel written by its owner only. Zp
+    ``[2, PANELS, Cp, B4]`` (B4: the batch rounded up to 4) alternates between
+    steps, so a thread starting the next step never overwrites partial logits
+    the other is still reading. The gradient, logits, row indices and a copy of
+    b are allocated here, private to the thread: rows of a shared array would
+    share cache lines, and each write would take the line from the other core.
+    Thread 0 writes ``losses`` and, at the end, b. Returns the number of steps
+    applied.
     """
     steps = losses.size
-    Cp = Wt.shape[1]
+    Cp, Fp = Wt.shape[1], Wt.shape[2]
+    B4 = Zp.shape[3]
     nobias = np.zeros(Cp, Wt.dtype)
-    G = np.zeros((Xp.shape[1], Cp), Wt.dtype)
-    z = np.zeros(Cp, Wt.dtype)
+    rows = np.zeros(B4, np.int64)
+    G = np.zeros((Cp, B4), Wt.dtype)  # columns past the batch stay 0: the update has no remainder code
+    Z = np.zeros((Cp, batch_size), Wt.dtype)
+    labels = np.zeros(batch_size, np.int64)
+    scratch = softmax_scratch(batch_size, Cp)
     bias = b.copy()
     done = steps
     for s in range(steps):
         start = s * batch_size
         ahead = start + batch_size if s + 1 < steps else start
         step_Z = Zp[s % 2]
+        _batch_rows(order, start, batch_size, rows)
         for p in range(me, PANELS, threads):
-            _panel_logits(X, order, start, batch_size, p, scale, Wt, nobias, Xp, step_Z)
+            _block_logits(X, rows, batch_size, p * Fp, Wt[p], nobias, scale, step_Z[p])
         _barrier(sync, me, threads, s + 1)
-        loss = _batch_gradient(step_Z, bias, C, y, order, start, batch_size, rates[s] / batch_size,
-                               z, G, X, ahead, me, threads, Wt.shape[2]) / batch_size
+        loss = _batch_gradient(step_Z, bias, y, order, start, batch_size, C, rates[s] / batch_size,
+                               G, Z, labels, scratch, X, ahead, me, threads, Fp) / batch_size
         if me == 0:
             losses[s] = loss
         if not math.isfinite(loss):
@@ -200,7 +198,7 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
         for p in range(me, PANELS, threads):
             if weight_decay != 0.0:
                 _scale_weights(Wt[p], 1.0 - rates[s] * weight_decay)
-            _subtract_weights(Xp[p], G, batch_size, Wt[p])
+            _subtract_weights(X, rows, batch_size, p * Fp, G, scale, Wt[p])
         _subtract_column_sums(G, batch_size, bias)
     if me == 0:
         b[:] = bias
@@ -264,18 +262,16 @@ def run(X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay, losses):
     threads = training_threads()
     Cp, F = Wt.shape
     panels = to_panels(Wt)
-    rows = round_up(batch_size, 4)
-    Xp = aligned_zeros((PANELS, rows, panels.shape[2]), Wt.dtype)
-    Zp = np.zeros((2, PANELS, rows, Cp), Wt.dtype)
+    Zp = np.zeros((2, PANELS, Cp, round_up(batch_size, 4)), Wt.dtype)
     sync = aligned_zeros(threads * _SYNC_STRIDE, np.int64)
     args = (X, scale, y, panels, b, C, order, batch_size, rates, weight_decay)
 
     # Compile here, in this thread, before any helper starts: a helper whose
     # compilation failed would leave this thread waiting at the first barrier.
-    _train_worker(0, 1, *args, losses[:0], Xp, Zp, sync)
-    helpers = [_helper_pool().submit(_train_worker, me, threads, *args, losses, Xp, Zp, sync)
+    _train_worker(0, 1, *args, losses[:0], Zp, sync)
+    helpers = [_helper_pool().submit(_train_worker, me, threads, *args, losses, Zp, sync)
                for me in range(1, threads)]
-    done = _train_worker(0, threads, *args, losses, Xp, Zp, sync)
+    done = _train_worker(0, threads, *args, losses, Zp, sync)
     for helper in helpers:
         if helper.result() != done:
             raise RuntimeError("training threads disagree on the number of steps")

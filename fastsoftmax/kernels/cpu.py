@@ -12,24 +12,24 @@ import numpy as np
 
 from ..data.dataset import PIXEL_SCALE
 from . import _checks, _cpu_training
-from ._cpu_kernels import CACHE, CHUNK_ROWS, _axpy, _forward, _predict, _xent_grad, _xent_loss, round_up
+from ._cpu_kernels import CACHE, CHUNK_ROWS, _axpy, _forward, _predict, _xent_grad, _xent_loss, round_up, \
+    softmax_scratch
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
            "train_steps"]
 
 
-def _prepare(X, W, b, fives=False):
+def _prepare(X, W, b):
     """Validate; return (X contiguous, scale, Wt [Cp, F] and b [Cp] zero-padded to Cp classes, C).
 
-    Cp is C rounded up to a multiple of 4, or with ``fives`` to a multiple of 4
-    or of 5, whichever is smaller: the kernels work on blocks of four or five
-    classes. Only training takes fives: it measured faster there, while the
-    parallel inference kernels ran up to 2x slower on uint8 with them.
+    Cp is C rounded up to a multiple of 4 or of 5, whichever is smaller: the
+    kernels work on blocks of four or five classes, and ten classes in blocks of
+    four would waste a sixth of the arithmetic on padding.
     """
     F, C, dtype = _checks.weights(W, b)
     X = _checks.inputs(X, F, dtype)
     scale = dtype.type(PIXEL_SCALE if X.dtype == np.uint8 else 1.0)
-    Cp = min(round_up(C, 4), round_up(C, 5)) if fives else round_up(C, 4)
+    Cp = min(round_up(C, 4), round_up(C, 5))
     Wt = np.zeros((Cp, F), dtype)
     Wt[:C] = W.T
     b_pad = np.zeros(Cp, dtype)
@@ -68,8 +68,8 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     dW = _checks.output(dW, (F, C), Wt.dtype, "dW")
     db = _checks.output(db, (C,), Wt.dtype, "db")
     dWt, db_pad = np.zeros_like(Wt), np.zeros_like(b)
-    Xb, Z, G = _buffers(min(X.shape[0], CHUNK_ROWS), Wt)
-    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, Xb, Z, G)
+    rows, Z, G = _buffers(min(X.shape[0], CHUNK_ROWS), Wt.shape[0], Wt.dtype)
+    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, rows, Z, G, softmax_scratch(rows.size, Wt.shape[0]))
     _checks.finite_loss(loss, Wt.dtype)
     dW[...] = dWt[:C].T
     db[...] = db_pad[:C]
@@ -90,7 +90,7 @@ def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
 
 def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None):
     """All SGD steps of a run in one compiled call; see :func:`fastsoftmax.kernels.reference.train_steps`."""
-    X, scale, Wt, b_work, C = _prepare(X, W, b, fives=True)
+    X, scale, Wt, b_work, C = _prepare(X, W, b)
     y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
                                                            learning_rate, losses)
     done = _cpu_training.run(X, scale, y, Wt, b_work, C, order, int(batch_size), rates,
@@ -100,8 +100,7 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     return int(done), losses
 
 
-def _buffers(rows, Wt):
-    """Zeroed scratch for one batch: float rows, logits, scaled gradient rows (rows padded to 4)."""
-    Cp, F = Wt.shape
+def _buffers(rows, Cp, dtype):
+    """Scratch for one chunk, padded to whole blocks of 4 rows: row indices; logits and gradient, class-major."""
     rows = round_up(rows, 4)
-    return np.zeros((rows, F), Wt.dtype), np.zeros((rows, Cp), Wt.dtype), np.zeros((rows, Cp), Wt.dtype)
+    return np.empty(rows, np.int64), np.zeros((Cp, rows), dtype), np.zeros((Cp, rows), dtype)
