@@ -13,8 +13,8 @@ def bench_w1_speedup_over_numpy(benchmark, data):
     """The W1 ratio, measured side by side in one process (medians of 7).
 
     Floors guard against regressions, set below what this 2-core VM measures
-    (3.3-3.7x uint8, 2.9x float32); issue 3's targets are 5x and 3x, see README
-    "Performance".
+    even in its slow spells (3.6-6.2x uint8, 2.7-4.3x float32); issue 3's targets
+    are 5x and 3x, see README "Performance".
     """
     if benchmark.disabled:
         pytest.skip("speed is asserted only in benchmark runs (--benchmark-only)")
@@ -22,8 +22,8 @@ def bench_w1_speedup_over_numpy(benchmark, data):
     speedup = {r["variant"]: r["speedup"] for r in results}
     benchmark.extra_info.update({f"{r['variant']}_ms": r["median_s"] * 1e3 for r in results})
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    assert speedup["cpu-u8"] >= 2.5
-    assert speedup["cpu-f32"] >= 2.0
+    assert speedup["cpu-u8"] >= 3.0
+    assert speedup["cpu-f32"] >= 2.3
 
 
 @pytest.mark.realdata
