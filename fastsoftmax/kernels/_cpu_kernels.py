@@ -479,16 +479,16 @@ def _consecutive_rows(start, N, rows):
 
 
 @_kernel
-def _xent_grad(X, scale, y, Wt, b, C, dWt, db, rows, Z, G, scratch):
+def _xent_grad(X, scale, y, Wt, b, C, dWt, db):
     N = X.shape[0]
     dWt[:] = 0
     db[:] = 0
     gscale = -1.0 / N  # the update subtracts; a negative scale accumulates +G X
+    rows, Z, scratch = _chunk_buffers(Wt)
+    G = np.zeros_like(Z)
     loss = 0.0
-    for start in range(0, N, rows.size):
-        n = min(rows.size, N - start)
-        _consecutive_rows(start, N, rows)
-        _block_logits(X, rows, n, 0, Wt, b, scale, Z)
+    for k in range((N + CHUNK_ROWS - 1) // CHUNK_ROWS):
+        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z)
         loss += _rows_xent_grad(Z, n, C, y[start:start + n], gscale, G, scratch)
         G[:, n:] = 0  # the last chunk's padding rows must not add to the sums
         _subtract_weights(X, rows, n, 0, G, scale, dWt)

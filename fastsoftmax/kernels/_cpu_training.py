@@ -132,8 +132,8 @@ def _prefetch_panels(X, order, first, stop, me, threads, Fp):
 
 
 @_kernel
-def _batch_gradient(Zp, b, y, order, start, batch_size, C, gscale, G, Z, labels, scratch,
-                    X, ahead, me, threads, Fp):
+def _batch_gradient(Zp, b, y, rows, batch_size, C, gscale, G, Z, labels, scratch,
+                    X, order, ahead, me, threads, Fp):
     """Step 3: ``G[:, r] = gscale * (softmax(b + sum_p Zp[p, :, r]) - onehot)``; returns the summed row losses.
 
     The next batch's rows are prefetched here, a few at a time between the
@@ -151,7 +151,7 @@ def _batch_gradient(Zp, b, y, order, start, batch_size, C, gscale, G, Z, labels,
             for r in range(batch_size):
                 Z[c, r] += Zp[p, c, r]
     for r in range(batch_size):
-        labels[r] = y[order[start + r]]
+        labels[r] = y[rows[r]]
     return _rows_xent_grad(Z, batch_size, C, labels, gscale, G, scratch)
 
 
@@ -188,8 +188,8 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
         for p in range(me, PANELS, threads):
             _block_logits(X, rows, batch_size, p * Fp, Wt[p], nobias, scale, step_Z[p])
         _barrier(sync, me, threads, s + 1)
-        loss = _batch_gradient(step_Z, bias, y, order, start, batch_size, C, rates[s] / batch_size,
-                               G, Z, labels, scratch, X, ahead, me, threads, Fp) / batch_size
+        loss = _batch_gradient(step_Z, bias, y, rows, batch_size, C, rates[s] / batch_size,
+                               G, Z, labels, scratch, X, order, ahead, me, threads, Fp) / batch_size
         if me == 0:
             losses[s] = loss
         if not math.isfinite(loss):

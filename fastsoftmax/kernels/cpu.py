@@ -12,8 +12,7 @@ import numpy as np
 
 from ..data.dataset import PIXEL_SCALE
 from . import _checks, _cpu_training
-from ._cpu_kernels import CACHE, CHUNK_ROWS, _axpy, _forward, _predict, _xent_grad, _xent_loss, round_up, \
-    softmax_scratch
+from ._cpu_kernels import CACHE, _axpy, _forward, _predict, _xent_grad, _xent_loss, round_up
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
            "train_steps"]
@@ -68,8 +67,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     dW = _checks.output(dW, (F, C), Wt.dtype, "dW")
     db = _checks.output(db, (C,), Wt.dtype, "db")
     dWt, db_pad = np.zeros_like(Wt), np.zeros_like(b)
-    rows, Z, G = _buffers(min(X.shape[0], CHUNK_ROWS), Wt.shape[0], Wt.dtype)
-    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, rows, Z, G, softmax_scratch(rows.size, Wt.shape[0]))
+    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad)
     _checks.finite_loss(loss, Wt.dtype)
     dW[...] = dWt[:C].T
     db[...] = db_pad[:C]
@@ -98,9 +96,3 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     W[...] = Wt[:C].T
     b[...] = b_work[:C]
     return int(done), losses
-
-
-def _buffers(rows, Cp, dtype):
-    """Scratch for one chunk, padded to whole blocks of 4 rows: row indices; logits and gradient, class-major."""
-    rows = round_up(rows, 4)
-    return np.empty(rows, np.int64), np.zeros((Cp, rows), dtype), np.zeros((Cp, rows), dtype)
