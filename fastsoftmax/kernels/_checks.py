@@ -7,6 +7,8 @@ argument, what it was and what was expected.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..errors import InputError, InputTypeError
@@ -121,6 +123,58 @@ def sgd_arguments(W, b, dW, db):
         raise InputError(f"dW, db must match W {describe(W)}, b {describe(b)}; got {describe(dW)}, {describe(db)}")
     writable(W, "W")
     writable(b, "b")
+
+
+class Average(NamedTuple):
+    """Running Polyak-Ruppert average of the weights, kept by ``train_steps(..., average=...)``.
+
+    Attributes
+    ----------
+    W : ndarray ``[F, C]``, W's dtype, C-contiguous, writeable
+        Mean of the averaged weight snapshots so far; updated in place.
+    b : ndarray ``[C]``, W's dtype, C-contiguous, writeable
+        The same for the bias.
+    start : int
+        Index, within this call, of the first step whose updated weights enter the
+        average (0: all of them; ``steps`` or more: none in this call).
+    count : int
+        How many snapshots ``W`` and ``b`` already hold (0 for a fresh average).
+
+    After step ``s >= start`` is applied, with ``k = count + (s - start) + 1``::
+
+        W_avg += (W - W_avg) * dtype(1 / k)      # likewise b_avg
+
+    so with ``count = 0`` the first averaged step copies the weights. A step that is
+    not applied (a non-finite loss) is not averaged. After a call that applied
+    ``done`` steps the average holds ``count + max(0, done - start)`` snapshots.
+    """
+
+    W: np.ndarray
+    b: np.ndarray
+    start: int
+    count: int
+
+
+def average_inverse(count, start, step, dtype):
+    """``dtype(1 / k)``, the weight of step ``step``'s snapshot in the running mean."""
+    return dtype.type(1.0 / (count + (step - start) + 1))
+
+
+def averaging(average, W, b):
+    """Check ``train_steps``' ``average`` argument; return it as an :class:`Average` (or None)."""
+    if average is None:
+        return None
+    if not isinstance(average, tuple) or len(average) != 4:
+        raise InputTypeError(f"average must be None or a tuple (W_avg, b_avg, start, count), got {describe(average)}")
+    W_avg, b_avg, start, count = average
+    for name, arr, like in (("average W", W_avg, W), ("average b", b_avg, b)):
+        if not isinstance(arr, np.ndarray) or arr.shape != like.shape or arr.dtype != like.dtype:
+            raise InputError(f"{name} must be an array of shape {like.shape} dtype {like.dtype}, got {describe(arr)}")
+        writable(arr, name)
+    for name, value in (("average start", start), ("average count", count)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise InputError(f"{name} must be an integer >= 0, got {value!r}")
+    return Average(W_avg, b_avg, int(start), int(count))
 
 
 def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losses):

@@ -143,7 +143,7 @@ def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
     return _checks.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
 
 
-def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None):
+def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None):
     """Run ``len(order) // batch_size`` SGD steps in place on W and b.
 
     Step ``s`` uses rows ``X[order[s*batch_size:(s+1)*batch_size]]``.
@@ -163,6 +163,12 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
         L2 penalty ``weight_decay / 2 * ||W||^2`` added to the loss's gradient (not to b).
     losses : ndarray, float64, ``[steps]``, optional
         Receives each step's mean loss, computed before its update.
+    average : tuple ``(W_avg, b_avg, start, count)``, optional
+        Keep a running mean of the weights (averaged SGD) in ``W_avg`` ``[F, C]`` and
+        ``b_avg`` ``[C]`` (W's dtype, updated in place): after each applied step
+        ``s >= start``, ``W_avg += (W - W_avg) / k`` with ``k = count + s - start + 1``,
+        ``count`` being how many snapshots the mean already holds. See
+        :class:`fastsoftmax.kernels._checks.Average`.
 
     Returns
     -------
@@ -176,6 +182,7 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     X = _checks.inputs(X, F, dtype)
     y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
                                                            learning_rate, losses)
+    average = _checks.averaging(average, W, b)
     dW, db = np.empty_like(W), np.empty_like(b)
     decay = dtype.type(weight_decay)
     for step in range(steps):
@@ -188,4 +195,9 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
             dW += decay * W
         W -= lr * dW
         b -= lr * db
+        if average is not None and step >= average.start:
+            inv = _checks.average_inverse(average.count, average.start, step, dtype)
+            W_avg, b_avg = average.W, average.b
+            W_avg += (W - W_avg) * inv
+            b_avg += (b - b_avg) * inv
     return steps, losses
