@@ -7,6 +7,7 @@ argument, what it was and what was expected.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -36,9 +37,45 @@ def weights(W, b):
     if W.shape[0] < 1:
         raise InputError(f"W must have at least one feature row, got {describe(W)}")
     for name, arr in (("W", W), ("b", b)):
-        if not np.isfinite(arr).all():
+        if not np.isfinite(magnitude(arr)):
             raise InputError(f"{name} contains NaN or infinity")
     return W.shape[0], W.shape[1], W.dtype
+
+
+def magnitude(arr) -> float:
+    """``max |arr|`` of a non-empty float array, NaN if it holds a NaN (min and max, no temporary)."""
+    return float(np.maximum(-arr.min(), arr.max()))
+
+
+def number(value, name, dtype=None) -> float:
+    """Check a finite real number >= 0 (not a bool, string, None or array); return it as a float.
+
+    With ``dtype``, the number must also be representable in it: a rate cast to
+    float32 as infinity would turn every zero gradient into NaN.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputTypeError(f"{name} must be a real number, got {value!r} ({describe(value)})")
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result) or result < 0:
+        raise InputError(f"{name} must be finite and >= 0, got {value!r}")
+    if dtype is not None and result > np.finfo(dtype).max:
+        raise InputError(f"{name} must be finite in {np.dtype(dtype)} (at most {np.finfo(dtype).max:g}), "
+                         f"got {value!r}")
+    return result
+
+
+def count(value, name, minimum=1) -> int:
+    """Check an integer (a Python or NumPy int, not a bool or a float) >= ``minimum``; return it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(f"{name} must be an integer, got {value!r} ({describe(value)})")
+    if value < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def inputs(X, n_features, dtype, name="X"):
@@ -69,7 +106,9 @@ def output(out, shape, dtype, name="out"):
     """Allocate ``out`` or check a given one is a writable C-contiguous array of ``shape``/``dtype``."""
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype:
+    if not isinstance(out, np.ndarray) or out.dtype != dtype:
+        raise InputTypeError(f"{name} must be None or an array of dtype {np.dtype(dtype)}, got {describe(out)}")
+    if out.shape != tuple(shape):
         raise InputError(f"{name} must be an array of shape {tuple(shape)} dtype {np.dtype(dtype)}, "
                          f"got {describe(out)}")
     if not out.flags.c_contiguous or not out.flags.writeable:
@@ -84,22 +123,43 @@ def writable(arr, name):
                          f"got {describe(arr)}")
 
 
-def schedule(order, batch_size, n_rows, learning_rate):
-    """Check a batch order and learning rate(s); return (order int64, steps, rates float64[steps])."""
+def schedule(order, batch_size, n_rows, learning_rate, weight_decay, dtype):
+    """Check a batch order, learning rate(s) and weight decay before any work.
+
+    Returns (order int64, steps, rates float64[steps]); ``weight_decay`` is only
+    checked (a finite number >= 0, representable in W's ``dtype``).
+    """
     if not isinstance(order, np.ndarray) or order.dtype.kind not in "iu" or order.ndim != 1:
         raise InputTypeError(f"order must be a 1-D integer array of row indices, got {describe(order)}")
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = count(batch_size, "batch_size")
     if order.size % batch_size:
         raise InputError(f"order has {order.size} indices, not a multiple of batch_size {batch_size}")
     if order.size and (order.min() < 0 or order.max() >= n_rows):
         raise InputError(f"order has indices in [{order.min()}, {order.max()}], X has {n_rows} rows")
     steps = order.size // batch_size
-    rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (steps,))
-    if not np.all(np.isfinite(rates)) or np.any(rates < 0):
-        raise InputError("learning_rate must be finite and >= 0")
-    return np.ascontiguousarray(order, dtype=np.int64), steps, np.ascontiguousarray(rates)
+    rates = step_rates(learning_rate, steps, dtype)
+    number(weight_decay, "weight_decay", dtype)
+    return np.ascontiguousarray(order, dtype=np.int64), steps, rates
+
+
+def step_rates(learning_rate, steps, dtype):
+    """One learning rate for every step, or an array ``[steps]`` of them; return float64 ``[steps]``."""
+    if not isinstance(learning_rate, (np.ndarray, list, tuple)) or np.ndim(learning_rate) == 0:
+        return np.full(steps, number(learning_rate, "learning_rate", dtype))
+    try:
+        rates = np.asarray(learning_rate)
+    except (ValueError, TypeError) as exc:
+        raise InputTypeError(f"learning_rate must be a number or an array of {steps} numbers: {exc}") from None
+    if rates.dtype.kind not in "iuf":
+        raise InputTypeError(f"learning_rate must be a number or a real array, got {describe(rates)}")
+    if rates.shape != (steps,):
+        raise InputError(f"learning_rate must be a number or an array of shape ({steps},), one per step, "
+                         f"got {describe(rates)}")
+    rates = np.ascontiguousarray(rates, dtype=np.float64)
+    if not np.all(np.isfinite(rates)) or np.any(rates < 0) or np.any(rates > np.finfo(dtype).max):
+        bad = int(np.flatnonzero(~(np.isfinite(rates) & (rates >= 0) & (rates <= np.finfo(dtype).max)))[0])
+        raise InputError(f"learning_rate must be finite and >= 0 at every step, got {rates[bad]!r} at step {bad}")
+    return rates
 
 
 def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
@@ -107,22 +167,41 @@ def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
 
     X may also be a backend's staged stand-in (an object with a 2-D ``shape``, such as
     the CUDA backend's ``OnDevice``), which that backend's ``train_steps`` checks.
+    A loss that is not finite raises :class:`InputError`, the weights untouched.
     """
     F, _, dtype = weights(W, b)
+    learning_rate = number(learning_rate, "learning_rate", dtype)
     staged = not isinstance(X, np.ndarray) and len(getattr(X, "shape", ())) == 2
     n = X.shape[0] if staged else inputs(X, F, dtype).shape[0]
     _, losses = train_steps(X, y, W, b, np.arange(n), n, learning_rate, weight_decay)
-    return float(losses[0])
+    return finite_loss(float(losses[0]), dtype)
 
 
-def sgd_arguments(W, b, dW, db):
-    """Check an in-place SGD update: writable W and b, and gradients of the same shapes and dtype."""
-    weights(W, b)
-    weights(dW, db)
-    if dW.shape != W.shape or dW.dtype != W.dtype or db.shape != b.shape:
+def sgd_arguments(W, b, dW, db, learning_rate) -> float:
+    """Check an in-place SGD update; return ``learning_rate`` as a float.
+
+    W and b must be writable, the gradients finite and of the same shapes and dtype,
+    the rate a finite number >= 0, and the update must not overflow W's dtype
+    (``max|W| + lr max|dW|`` bounds every updated element), so it can never leave
+    infinity or NaN in W or b.
+    """
+    _, _, dtype = weights(W, b)
+    if not isinstance(dW, np.ndarray) or not isinstance(db, np.ndarray):
+        raise InputTypeError(f"dW and db must be numpy arrays, got {describe(dW)}, {describe(db)}")
+    if dW.shape != W.shape or dW.dtype != W.dtype or db.shape != b.shape or db.dtype != b.dtype:
         raise InputError(f"dW, db must match W {describe(W)}, b {describe(b)}; got {describe(dW)}, {describe(db)}")
     writable(W, "W")
     writable(b, "b")
+    learning_rate = number(learning_rate, "learning_rate", dtype)
+    limit = float(np.finfo(dtype).max)
+    for name, target, grad, grad_name in (("W", W, dW, "dW"), ("b", b, db, "db")):
+        step = magnitude(grad)
+        if not math.isfinite(step):
+            raise InputError(f"{grad_name} contains NaN or infinity")
+        if magnitude(target) + learning_rate * step > limit:
+            raise InputError(f"learning_rate {learning_rate!r} times {grad_name} (max |{grad_name}| {step:g}) "
+                             f"would overflow {dtype} in {name}")
+    return learning_rate
 
 
 class Average(NamedTuple):
@@ -177,13 +256,13 @@ def averaging(average, W, b):
     return Average(W_avg, b_avg, int(start), int(count))
 
 
-def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losses):
+def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losses, weight_decay):
     """Check everything ``train_steps`` takes besides X (already checked by the caller).
 
     Returns (y int64, order int64, steps, rates float64[steps], losses float64[steps] set to NaN).
     """
     y = labels(y, X.shape[0], n_classes)
-    order, steps, rates = schedule(order, batch_size, X.shape[0], learning_rate)
+    order, steps, rates = schedule(order, batch_size, X.shape[0], learning_rate, weight_decay, W.dtype)
     writable(W, "W")
     writable(b, "b")
     losses = output(losses, (steps,), np.float64, "losses")

@@ -76,7 +76,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
 
 def sgd_step(W, b, dW, db, learning_rate):
     """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
-    _checks.sgd_arguments(W, b, dW, db)
+    learning_rate = _checks.sgd_arguments(W, b, dW, db, learning_rate)
     _axpy(W.reshape(-1), dW.reshape(-1), -learning_rate)
     _axpy(b, db, -learning_rate)
 
@@ -90,7 +90,7 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     """All SGD steps of a run in one compiled call; see :func:`fastsoftmax.kernels.reference.train_steps`."""
     X, scale, Wt, b_work, C = _prepare(X, W, b)
     y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
-                                                           learning_rate, losses)
+                                                           learning_rate, losses, weight_decay)
     done = _cpu_training.run(X, scale, y, Wt, b_work, C, order, int(batch_size), rates,
                              float(weight_decay), losses)
     W[...] = Wt[:C].T

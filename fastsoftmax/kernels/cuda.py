@@ -210,7 +210,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
 
 def sgd_step(W, b, dW, db, learning_rate):
     """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
-    _checks.sgd_arguments(W, b, dW, db)
+    learning_rate = _checks.sgd_arguments(W, b, dW, db, learning_rate)
     for target, grad in ((W.reshape(-1), dW.reshape(-1)), (b, db)):
         d_target = cuda.to_device(target)
         _axpy_kernel[_blocks(target.size), THREADS](d_target, cuda.to_device(np.ascontiguousarray(grad)),
@@ -231,7 +231,7 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     """
     dX, N, scale, d_W, d_b, C = _prepare(X, W, b)
     dy = _labels(y, N, C)
-    order, steps, rates = _checks.schedule(order, batch_size, N, learning_rate)
+    order, steps, rates = _checks.schedule(order, batch_size, N, learning_rate, weight_decay, W.dtype)
     _checks.writable(W, "W")
     _checks.writable(b, "b")
     losses = _checks.output(losses, (steps,), np.float64, "losses")

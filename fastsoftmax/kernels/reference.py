@@ -129,7 +129,7 @@ def _grad(Xf, y, W, b, dW, db):
 
 def sgd_step(W, b, dW, db, learning_rate):
     """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
-    _checks.sgd_arguments(W, b, dW, db)
+    learning_rate = _checks.sgd_arguments(W, b, dW, db, learning_rate)
     lr = W.dtype.type(learning_rate)
     W -= lr * dW
     b -= lr * db
@@ -181,7 +181,7 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     F, C, dtype = _checks.weights(W, b)
     X = _checks.inputs(X, F, dtype)
     y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
-                                                           learning_rate, losses)
+                                                           learning_rate, losses, weight_decay)
     average = _checks.averaging(average, W, b)
     dW, db = np.empty_like(W), np.empty_like(b)
     decay = dtype.type(weight_decay)
