@@ -113,6 +113,31 @@ def test_train_steps(backend, data, steps, weight_decay):
 
 
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
+@SETTINGS
+@given(data=st.data(), steps=st.integers(1, 6), start=st.integers(0, 7), count=st.integers(0, 3))
+def test_train_steps_averaged(backend, data, steps, start, count):
+    """Averaged SGD: the running means of W and b follow the reference's, whatever start and count."""
+    kern = kernels_or_skip(backend)
+    X, y, W, b = data.draw(problems(**limits(backend)))
+    batch = data.draw(st.integers(1, limits(backend)["batch"]))
+    rng = np.random.default_rng(batch * 11 + steps)
+    order = rng.integers(0, X.shape[0], batch * steps)
+    W_avg0 = rng.standard_normal(W.shape).astype(W.dtype)
+    b_avg0 = rng.standard_normal(b.shape).astype(b.dtype)
+    results = []
+    for k in (kern, ref):
+        W_run, b_run, W_avg, b_avg = W.copy(), b.copy(), W_avg0.copy(), b_avg0.copy()
+        done, _ = k.train_steps(X, y, W_run, b_run, order, batch, 0.3, 1e-3, average=(W_avg, b_avg, start, count))
+        results.append((done, W_run, b_run, W_avg, b_avg))
+    tol = TOL[W.dtype.type]
+    assert results[0][0] == results[1][0] == steps
+    for got, want in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(got, want, **tol)
+    if start >= steps:
+        np.testing.assert_array_equal(results[0][3], W_avg0)  # nothing averaged in this call
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sgd_step_and_fused_step(backend, dtype):
     rng = np.random.default_rng(3)

@@ -157,7 +157,7 @@ def _batch_gradient(Zp, b, y, rows, batch_size, C, gscale, G, Z, labels, scratch
 
 @_kernel
 def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay,
-                  losses, Zp, sync):
+                  losses, Zp, sync, Wa, b_avg, avg_weights):
     """Thread ``me`` of ``threads``: runs every step for panels me, me + threads, ...
 
     Wt ``[PANELS, Cp, Fp]`` is shared, each panel written by its owner only. Zp
@@ -168,6 +168,10 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
     share cache lines, and each write would take the line from the other core.
     Thread 0 writes ``losses`` and, at the end, b. Returns the number of steps
     applied.
+
+    Averaged SGD: after step s, when ``avg_weights[s]`` (W's dtype) is not 0, the
+    running means move towards the new weights, ``Wa += (Wt - Wa) * avg_weights[s]``
+    (each panel by its owner) and ``b_avg`` likewise (by thread 0).
     """
     steps = losses.size
     Cp, Fp = Wt.shape[1], Wt.shape[2]
@@ -200,9 +204,22 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
                 _scale_weights(Wt[p], 1.0 - rates[s] * weight_decay)
             _subtract_weights(X, rows, batch_size, p * Fp, G, scale, Wt[p])
         _subtract_column_sums(G, batch_size, bias)
+        if avg_weights[s] != 0:
+            for p in range(me, PANELS, threads):
+                _move_towards(Wa[p].reshape(-1), Wt[p].reshape(-1), avg_weights[s])
+            if me == 0:
+                _move_towards(b_avg, bias, avg_weights[s])
     if me == 0:
-        b[:] = bias
+        _move_towards(b, bias, 1)  # b = bias, as a loop: a slice copy compiles numba's shape-error message, 2 s
     return done
+
+
+@_kernel
+def _move_towards(mean, x, weight):
+    """``mean += (x - mean) * weight``, in mean's dtype: a running-mean update (weight 1 copies x)."""
+    w = mean.dtype.type(weight)
+    for i in range(mean.size):
+        mean[i] += (x[i] - mean[i]) * w
 
 
 # ---------------------------------------------------------------- host side
@@ -257,23 +274,34 @@ def from_panels(panels, F):
     return np.concatenate(list(panels), axis=1)[:, :F]
 
 
-def run(X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay, losses):
-    """Train in place. ``Wt`` ``[Cp, F]`` and ``b`` ``[Cp]`` are updated; returns steps applied."""
+def run(X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay, losses, average=None):
+    """Train in place. ``Wt`` ``[Cp, F]`` and ``b`` ``[Cp]`` are updated; returns steps applied.
+
+    ``average``: None, or ``(Wt_avg [Cp, F], b_avg [Cp], avg_weights [steps])``, the
+    running means (updated in place) and each step's weight in them (0: not averaged).
+    """
     threads = training_threads()
     Cp, F = Wt.shape
     panels = to_panels(Wt)
     Zp = np.zeros((2, PANELS, Cp, round_up(batch_size, 4)), Wt.dtype)
     sync = aligned_zeros(threads * _SYNC_STRIDE, np.int64)
+    if average is None:  # the same compiled loop, with every step's weight 0
+        average = (np.zeros((Cp, 0), Wt.dtype), np.zeros(Cp, Wt.dtype), np.zeros(losses.size, Wt.dtype))
+    Wt_avg, b_avg, avg_weights = average
+    avg_panels = to_panels(Wt_avg) if Wt_avg.shape[1] else np.zeros((PANELS, Cp, 0), Wt.dtype)
     args = (X, scale, y, panels, b, C, order, batch_size, rates, weight_decay)
 
     # Compile here, in this thread, before any helper starts: a helper whose
     # compilation failed would leave this thread waiting at the first barrier.
-    _train_worker(0, 1, *args, losses[:0], Zp, sync)
-    helpers = [_helper_pool().submit(_train_worker, me, threads, *args, losses, Zp, sync)
+    _train_worker(0, 1, *args, losses[:0], Zp, sync, avg_panels, b_avg, avg_weights)
+    helpers = [_helper_pool().submit(_train_worker, me, threads, *args, losses, Zp, sync,
+                                     avg_panels, b_avg, avg_weights)
                for me in range(1, threads)]
-    done = _train_worker(0, threads, *args, losses, Zp, sync)
+    done = _train_worker(0, threads, *args, losses, Zp, sync, avg_panels, b_avg, avg_weights)
     for helper in helpers:
         if helper.result() != done:
             raise RuntimeError("training threads disagree on the number of steps")
     Wt[...] = from_panels(panels, F)
+    if Wt_avg.shape[1]:
+        Wt_avg[...] = from_panels(avg_panels, F)
     return int(done)

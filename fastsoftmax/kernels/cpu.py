@@ -86,13 +86,32 @@ def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
     return _checks.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
 
 
-def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None):
+def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None):
     """All SGD steps of a run in one compiled call; see :func:`fastsoftmax.kernels.reference.train_steps`."""
     X, scale, Wt, b_work, C = _prepare(X, W, b)
     y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
                                                            learning_rate, losses, weight_decay)
+    average = _checks.averaging(average, W, b)
+    padded_average = None if average is None else _padded_average(average, Wt, steps)
     done = _cpu_training.run(X, scale, y, Wt, b_work, C, order, int(batch_size), rates,
-                             float(weight_decay), losses)
+                             float(weight_decay), losses, padded_average)
     W[...] = Wt[:C].T
     b[...] = b_work[:C]
+    if average is not None:
+        average.W[...] = padded_average[0][:C].T
+        average.b[...] = padded_average[1][:C]
     return int(done), losses
+
+
+def _padded_average(average, Wt, steps):
+    """(Wt_avg [Cp, F], b_avg [Cp], each step's weight in the running mean, 0 before ``average.start``)."""
+    Cp, dtype = Wt.shape[0], Wt.dtype
+    C = average.b.size
+    Wt_avg = np.zeros_like(Wt)
+    Wt_avg[:C] = average.W.T
+    b_avg = np.zeros(Cp, dtype)
+    b_avg[:C] = average.b
+    weights = np.zeros(steps, dtype)
+    for step in range(average.start, steps):
+        weights[step] = _checks.average_inverse(average.count, average.start, step, dtype)
+    return Wt_avg, b_avg, weights
