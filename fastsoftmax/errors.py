@@ -50,6 +50,66 @@ class ModelNotFoundError(FastSoftmaxError, FileNotFoundError):
     """No model file at the given path."""
 
 
+class FileWriteError(FastSoftmaxError, OSError):
+    """Writing a file failed (missing directory, no permission, disk full, ...).
+
+    The message names the file that was to be written, never a temporary name.
+    The previous file at that path, if any, is left as it was. Instances raised
+    by fastsoftmax also subclass the builtin the cause would have raised
+    (``FileNotFoundError``, ``PermissionError``, ``IsADirectoryError``, ...),
+    so ``except FileNotFoundError`` keeps working.
+
+    Attributes
+    ----------
+    filename : str
+        The target path.
+    errno : int or None
+        The cause's error number (``errno.EFBIG``, ``errno.ENOSPC``, ...).
+    """
+
+    def __init__(self, path, message, errno=None):
+        super().__init__(errno, message)
+        self.filename = str(path)
+
+    def __str__(self):
+        return self.strerror
+
+    @classmethod
+    def from_os_error(cls, path, exc: OSError, doing="write"):
+        """The library's error for ``exc``, raised while writing ``path``."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return write_error_type(exc)(path, f"cannot {doing} {path}: {reason}", exc.errno)
+
+
+class PathIsDirectoryError(FileWriteError, IsADirectoryError, InputError):
+    """A path that names a directory was given where a file is to be written."""
+
+
+class WriteDirectoryNotFoundError(FileWriteError, FileNotFoundError):
+    """The directory a file was to be written into does not exist."""
+
+
+class WritePermissionError(FileWriteError, PermissionError):
+    """The file, or its directory, may not be written."""
+
+
+class WriteNotADirectoryError(FileWriteError, NotADirectoryError):
+    """A component of the path to be written is a file, not a directory."""
+
+
+_WRITE_ERROR_TYPES = {IsADirectoryError: PathIsDirectoryError, FileNotFoundError: WriteDirectoryNotFoundError,
+                      PermissionError: WritePermissionError, NotADirectoryError: WriteNotADirectoryError}
+
+
+def write_error_type(exc: OSError) -> type:
+    """The :class:`FileWriteError` subclass for ``exc``: also its builtin type where that is specific."""
+    return _WRITE_ERROR_TYPES.get(type(exc), FileWriteError)
+
+
+class ChecksumWarning(UserWarning):
+    """A local dataset file's content is not the one the dataset's manifest records."""
+
+
 class DivergenceError(FastSoftmaxError, FloatingPointError):
     """Training produced a non-finite loss; the weights were rolled back."""
 

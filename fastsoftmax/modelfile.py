@@ -6,7 +6,9 @@ fastsoftmax model is refused with :class:`ModelFileError` naming the file.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import write_atomically
-from .errors import ModelFileError, ModelNotFoundError
+from .errors import InputError, InputTypeError, ModelFileError, ModelNotFoundError, PathIsDirectoryError
 
 FORMAT = "fastsoftmax-model"
 FORMAT_VERSION = 1
@@ -25,14 +27,48 @@ def save_model(path, W, b, metadata: dict) -> Path:
 
     The file is written under a temporary name in the same directory and renamed
     over ``path`` only once complete, so an interrupted save leaves any previous
-    file intact and no partial file behind.
+    file intact and no partial file behind. ``.npz`` is appended to a name
+    without it, as ``numpy.savez`` does. A new file gets the permissions the
+    umask allows (``0o644`` typically), a replaced one keeps its own.
+
+    Raises
+    ------
+    InputTypeError
+        ``path`` is not a str or path-like object.
+    PathIsDirectoryError
+        ``path`` (or ``path`` + ``.npz``) is an existing directory, or ends in a
+        separator: a model is a file (an ``IsADirectoryError`` and a ``ValueError``).
+    FileWriteError
+        The file cannot be written (missing directory, permissions, disk full);
+        the message names ``path``, and the previous file, if any, is unchanged.
     """
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_suffix(path.suffix + ".npz")
+    path = model_path(path)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
     return write_atomically(path, lambda handle: np.savez(handle, W=W, b=b, meta=np.array(json.dumps(meta))),
                             fsync=True)
+
+
+def model_path(path) -> Path:
+    """Check a model file name for writing; return it with ``.npz`` appended if it lacks it."""
+    text = _file_name(path)
+    given = Path(text)
+    if text.endswith((os.sep, "/")) or given.is_dir():
+        raise PathIsDirectoryError(given, f"cannot save a model to {text}: it is a directory; "
+                                          f"give a file name such as {given / 'model.npz'}", errno.EISDIR)
+    if given.suffix != ".npz":
+        given = given.with_suffix(given.suffix + ".npz")
+    if given.is_dir():
+        raise PathIsDirectoryError(given, f"cannot save a model to {given}: it is a directory", errno.EISDIR)
+    return given
+
+
+def _file_name(path) -> str:
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise InputTypeError(f"path must be a str or os.PathLike file name, got {path!r}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or "\0" in text:
+        raise InputError(f"path must be a non-empty file name without NUL characters, got {path!r}")
+    return text
 
 
 def load_model(path):
@@ -46,7 +82,9 @@ def load_model(path):
     ModelNotFoundError
         No such file (a ``FileNotFoundError``).
     """
-    path = Path(path)
+    path = Path(_file_name(path))
+    if path.is_dir():
+        raise ModelNotFoundError(f"no model file at {path}: it is a directory")
     if not path.is_file():
         raise ModelNotFoundError(f"no model file at {path}")
     try:

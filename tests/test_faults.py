@@ -148,3 +148,94 @@ def test_interrupted_model_save_keeps_the_previous_file(tmp_path):
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
     np.testing.assert_array_equal(fs.SoftmaxRegression.load(path).W, good.W)
+
+
+# ---------------------------------------------------------------- writing files
+
+FULL_DISK_SCRIPT = """
+import errno, json, resource, sys
+import numpy as np
+from fastsoftmax.errors import FileWriteError
+from fastsoftmax.modelfile import save_model
+path, limit = sys.argv[1], int(sys.argv[2])
+W, b = np.full((200, 10), 0.25), np.zeros(10)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # the disk is "full" after `limit` bytes
+try:
+    save_model(path, W, b, {"dtype": "float64", "n_features": 200, "n_classes": 10})
+except FileWriteError as exc:
+    print(json.dumps({"message": str(exc), "errno": exc.errno, "filename": exc.filename,
+                      "oserror": isinstance(exc, OSError)}))
+"""
+
+
+def _small_model(path, fill=0.5):
+    from fastsoftmax.modelfile import save_model
+
+    return save_model(path, np.full((3, 2), fill), np.zeros(2), {"dtype": "float64", "n_features": 3,
+                                                                  "n_classes": 2})
+
+
+def test_a_full_disk_fails_the_save_naming_the_target_and_keeps_the_previous_file(tmp_path):
+    path = _small_model(tmp_path / "m.npz")
+    before = path.read_bytes()
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(path), "4096"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["errno"] == 27 and report["oserror"]  # EFBIG, what RLIMIT_FSIZE gives
+    assert report["filename"] == str(path) and str(path) in report["message"]
+    assert ".tmp" not in report["message"]
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_write_errors_name_the_target_not_a_temporary_file(tmp_path):
+    from fastsoftmax.errors import FileWriteError, PathIsDirectoryError
+
+    with pytest.raises(FileNotFoundError) as info:
+        _small_model(tmp_path / "no" / "such" / "m.npz")
+    assert isinstance(info.value, FileWriteError) and str(tmp_path / "no" / "such" / "m.npz") in str(info.value)
+    assert ".tmp" not in str(info.value)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileWriteError, match="cannot write .*file/m.npz"):
+        _small_model(tmp_path / "file" / "m.npz")
+    for directory in (tmp_path, str(tmp_path) + "/", tmp_path / "d.npz"):
+        (tmp_path / "d.npz").mkdir(exist_ok=True)
+        with pytest.raises(PathIsDirectoryError, match="it is a directory"):
+            _small_model(directory)
+    with pytest.raises(IsADirectoryError):  # "d" would become d.npz, which is a directory
+        _small_model(tmp_path / "d")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_an_unwritable_directory_fails_naming_the_target(tmp_path):
+    from fastsoftmax.errors import FileWriteError
+
+    path = _small_model(tmp_path / "m.npz")
+    before = path.read_bytes()
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError) as info:
+            _small_model(path, fill=2.0)
+    finally:
+        tmp_path.chmod(0o755)
+    assert isinstance(info.value, FileWriteError) and str(path) in str(info.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_files_get_the_permissions_the_umask_allows(tmp_path, umask, expected):
+    old = os.umask(umask)
+    try:
+        path = _small_model(tmp_path / "m.npz")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == expected
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    path = _small_model(tmp_path / "m.npz")
+    path.chmod(0o640)
+    _small_model(path, fill=3.0)
+    assert path.stat().st_mode & 0o777 == 0o640
