@@ -6,10 +6,11 @@ Importing this package needs neither a GPU nor the CUDA packages.
 from ._version import __version__
 from .data import read_data_sets
 from .model import SoftmaxRegression
-from .errors import (BackendUnavailableError, ConvergenceWarning, DataFileError, DataNotFoundError, DivergenceError,
-                     DownloadError, FastSoftmaxError, InputError, InputTypeError, ModelFileError,
-                     ModelNotFoundError)
+from .errors import (BackendUnavailableError, ChecksumWarning, ConvergenceWarning, DataFileError, DataNotFoundError,
+                     DivergenceError, DownloadError, FastSoftmaxError, FileWriteError, InputError, InputTypeError,
+                     ModelFileError, ModelNotFoundError, PathIsDirectoryError)
 
 __all__ = ["__version__", "read_data_sets", "SoftmaxRegression", "FastSoftmaxError", "InputError", "InputTypeError",
            "DataFileError", "DataNotFoundError", "DownloadError", "ModelFileError", "ModelNotFoundError",
-           "DivergenceError", "BackendUnavailableError", "ConvergenceWarning"]
+           "DivergenceError", "BackendUnavailableError", "FileWriteError", "PathIsDirectoryError",
+           "ConvergenceWarning", "ChecksumWarning"]

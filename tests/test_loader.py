@@ -156,3 +156,76 @@ def test_seeded_loaders_draw_the_same_batches(fashion_dir):
     a = fs.read_data_sets(dataset="fashion-mnist", seed=4, download=False)
     b = fs.read_data_sets(dataset="fashion-mnist", seed=4, download=False)
     np.testing.assert_array_equal(a.train.batch_order(100, 3), b.train.batch_order(100, 3))
+
+
+# ---------------------------------------------------------------- local files against the manifest
+
+
+def _fake_mnist_train_images(directory):
+    """A valid uncompressed 60000-image file: MNIST's train images are not available offline."""
+    header = bytes([0, 0, 8, 3]) + (60000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    (directory / "train-images-idx3-ubyte").write_bytes(header + bytes(60000 * 784))
+
+
+def test_another_datasets_files_warn_naming_file_and_dataset_once_hashed(fashion_dir, tmp_path, monkeypatch):
+    import fastsoftmax.data.cache as cache
+
+    hashed = []
+    real = cache.read_idx_hashed
+    monkeypatch.setattr(cache, "read_idx_hashed", lambda path, ndim: hashed.append(path) or real(path, ndim))
+    for attempt in range(2):
+        with pytest.warns(fs.ChecksumWarning) as caught:
+            data = fs.read_data_sets(fashion_dir, dataset="mnist", download=False)
+        messages = [str(w.message) for w in caught if issubclass(w.category, fs.ChecksumWarning)]
+        for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+            assert any(str(fashion_dir / name) in m and "'mnist'" in m for m in messages), (name, messages)
+        assert data.test.num_examples == 10000  # custom data in MNIST format still loads
+    assert len(hashed) == 4  # the second load took the digests from the cache, not from the files
+
+
+def test_the_right_files_load_without_a_warning_compressed_again_or_not(fashion_dir, mnist_dir, tmp_path):
+    import warnings
+
+    for name in ("t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist_dir / name, tmp_path / name)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(gzip.decompress((mnist_dir / "t10k-images-idx3-ubyte.gz")
+                                                                      .read_bytes()))
+    _fake_mnist_train_images(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fs.ChecksumWarning)
+        fs.read_data_sets(tmp_path, dataset="mnist", download=False)
+        fs.read_data_sets(tmp_path, dataset="mnist", download=False, cache=False)
+        # Debian's Fashion-MNIST: re-compressed .gz files, the published content
+        fs.read_data_sets(fashion_dir, dataset="fashion-mnist", download=False)
+
+
+def test_without_the_cache_a_mismatch_still_warns(fashion_dir):
+    with pytest.warns(fs.ChecksumWarning) as caught:
+        fs.read_data_sets(fashion_dir, dataset="mnist", download=False, cache=False)
+    assert any("t10k-labels-idx1-ubyte.gz of dataset 'mnist'" in str(w.message) for w in caught)
+
+
+def _same_size_gzip(content: bytes, size: int) -> bytes:
+    """A valid gzip of ``content`` padded to exactly ``size`` bytes with a stored file name."""
+    import io
+
+    bare = gzip.compress(content, compresslevel=9, mtime=0)
+    name_length = size - len(bare) - 1  # the FNAME field: the name and its NUL
+    assert name_length > 0
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="n" * name_length, mode="wb", fileobj=out, compresslevel=9, mtime=0) as f:
+        f.write(content)
+    assert len(out.getvalue()) == size
+    return out.getvalue()
+
+
+def test_an_altered_copy_of_a_published_file_is_refused(mnist_dir, tmp_path):
+    spec = MNIST.file("test_labels")
+    labels = bytearray(gzip.decompress((mnist_dir / spec.filename).read_bytes()))
+    labels[8] = (labels[8] + 1) % 10  # one label changed: still a valid IDX file
+    (tmp_path / spec.filename).write_bytes(_same_size_gzip(bytes(labels), spec.size))
+    for name in ("t10k-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist_dir / name, tmp_path / name)
+    _fake_mnist_train_images(tmp_path)
+    with pytest.raises(fs.DataFileError, match=f"{spec.filename}.*name and size of the published"):
+        fs.read_data_sets(tmp_path, dataset="mnist", download=False)

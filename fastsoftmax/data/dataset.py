@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataFileError, InputError
-from .cache import load_idx_cached
+from ..errors import DataFileError, InputError, InputTypeError
+from .cache import check_against_manifest, load_idx_hashed
 from .fetch import cache_root, locate
 from .manifest import DATASETS, DatasetSpec
 
@@ -145,7 +146,16 @@ class DataSet:
         return self._sampler.take_many(batch_size, steps, shuffle)
 
 
-def _check_arguments(validation_size, seed):
+def _check_arguments(validation_size, seed, data_dir=None, mirrors=None, **flags):
+    if data_dir is not None and (isinstance(data_dir, bytes) or not isinstance(data_dir, (str, os.PathLike))
+                                 or not os.fspath(data_dir) or "\0" in os.fspath(data_dir)):
+        raise InputTypeError(f"data_dir must be None or a directory name (str or os.PathLike), got {data_dir!r}")
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputTypeError(f"{name} must be True or False, got {value!r}")
+    if mirrors is not None and (isinstance(mirrors, (str, bytes)) or not isinstance(mirrors, (list, tuple))
+                                or not mirrors or not all(isinstance(m, str) and m for m in mirrors)):
+        raise InputTypeError(f"mirrors must be None or a non-empty list of base URLs (str), got {mirrors!r}")
     if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
         raise InputError(f"validation_size must be an integer number of rows, got {validation_size!r}")
     if validation_size < 0:
@@ -205,16 +215,30 @@ def read_data_sets(data_dir=None, *, dataset="mnist", one_hot=False, validation_
     DataNotFoundError
         Files missing and not downloadable; the message says which, where it looked and what to do.
     DataFileError
-        A file is truncated or corrupt; the message names it.
+        A file is truncated or corrupt, or has the exact name and size of the
+        dataset's published ``.gz`` file but other bytes; the message names it.
     InputError
         Unknown dataset name or a bad ``validation_size``.
+    InputTypeError
+        An argument of the wrong type (``one_hot="yes"``, ``mirrors="http://..."``, ...).
+
+    Warns
+    -----
+    ChecksumWarning
+        A local file's checksum is not the manifest's for ``dataset`` (another
+        dataset's file, say); the warning names the file and the dataset. Each file
+        is hashed once, when first parsed, and the hashes are cached with the
+        parsed array (with ``cache=False``, on every load).
     """
     spec = _spec(dataset)
-    _check_arguments(validation_size, seed)  # before any file is looked for
+    _check_arguments(validation_size, seed, data_dir, mirrors, one_hot=one_hot, download=download,
+                     progressbar=progressbar, cache=cache)  # before any file is looked for
     paths = locate(spec, data_dir, download=download, mirrors=mirrors, progressbar=progressbar)
     cache_dir = (cache_root() / "parsed") if cache else None
-    arrays = {part: load_idx_cached(path, cache_dir, 3 if part.endswith("images") else 1)
-              for part, path in paths.items()}
+    arrays = {}
+    for part, path in paths.items():
+        arrays[part], digests = load_idx_hashed(path, cache_dir, 3 if part.endswith("images") else 1)
+        check_against_manifest(path, digests, spec.file(part), spec.name)
     for split in ("train", "test"):
         _check_pair(arrays, split, paths, spec.num_classes)
     n_train = arrays["train_images"].shape[0]

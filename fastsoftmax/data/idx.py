@@ -8,6 +8,7 @@ Only the unsigned-byte type is used by these datasets, so only it is accepted.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import zlib
 from pathlib import Path
@@ -90,11 +91,29 @@ def read_idx(path, expected_ndim: int | None = None) -> np.ndarray:
     OSError
         The file cannot be opened.
     """
+    return read_idx_hashed(path, expected_ndim, hashed=False)[0]
+
+
+def read_idx_hashed(path, expected_ndim: int | None = None, *, hashed=True):
+    """:func:`read_idx`, also returning the sha256 of the file as stored and of its IDX content.
+
+    Returns
+    -------
+    array : numpy.ndarray
+    file_sha256 : str or None
+        Of the bytes on disk (the ``.gz`` for a compressed file); None unless ``hashed``.
+    content_sha256 : str or None
+        Of the decompressed IDX bytes: the same for a file gunzipped or compressed
+        again (as Debian does); None unless ``hashed``.
+    """
     path = Path(path)
     raw = path.read_bytes()
-    if raw[:2] == _GZIP_MAGIC:
-        raw = _gunzip_bounded(raw, path)
-    return parse_idx(raw, path, expected_ndim)
+    data = _gunzip_bounded(raw, path) if raw[:2] == _GZIP_MAGIC else raw
+    array = parse_idx(data, path, expected_ndim)
+    if not hashed:
+        return array, None, None
+    file_sha256 = hashlib.sha256(raw).hexdigest()
+    return array, file_sha256, (file_sha256 if data is raw else hashlib.sha256(data).hexdigest())
 
 
 #: deflate cannot expand data by more than about 1032:1, so a gzip file whose IDX
