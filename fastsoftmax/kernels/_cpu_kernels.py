@@ -18,9 +18,10 @@ Why the kernels are shaped as they are:
   exponentials go through one vectorised loop (:func:`_exp_nonpositive`).
 * fastmath is on without ``nnan``/``ninf``, so NaN and infinity still propagate and
   a diverging run is detected.
-* Everything that runs in parallel (inference, loss) works on fixed chunks of rows
-  that each write their own slot, reduced afterwards in chunk order, so results
-  do not depend on the number of threads. Training is in ``_cpu_training.py``.
+* Inference and loss work on fixed chunks of rows that each write their own slot,
+  reduced afterwards in chunk order, so results do not depend on the number of
+  threads (``_cpu_threads.py`` runs ranges of chunks on them). Training is in
+  ``_cpu_training.py``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ import os
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import prange, types
+from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 
 #: Off with FASTSOFTMAX_NO_CACHE=1. Numba falls back to a user cache directory by
@@ -42,12 +43,15 @@ CACHE = os.environ.get("FASTSOFTMAX_NO_CACHE", "").strip().lower() in ("", "0", 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _OPTIONS = dict(fastmath=_FASTMATH, cache=CACHE, nogil=True, error_model="numpy")
 _kernel = numba.njit(**_OPTIONS)
-_parallel_kernel = numba.njit(parallel=True, **_OPTIONS)
 # Without reassociation, so a written chain of multiply-adds stays one FMA per term.
 _chain_kernel = numba.njit(**{**_OPTIONS, "fastmath": _FASTMATH - {"reassoc"}})
 
 #: Rows per parallel work item. Fixed, so reductions do not depend on thread count.
 CHUNK_ROWS = 256
+#: Feature offset 0 for the kernels that read whole rows, as an int64 rather than the
+#: literal 0: Numba compiles a function once per literal argument, and a literal here
+#: would compile a second copy of the logits and update blocks beside training's.
+_FIRST_FEATURE = np.int64(0)
 _CACHE_LINE = 64
 
 
@@ -61,6 +65,24 @@ def item_pointer(context, builder, arrty, arr, indices, indextypes):
 def round_up(n, multiple):
     """``n`` rounded up to a multiple of ``multiple`` (host side: padding of classes, rows, features)."""
     return (n + multiple - 1) // multiple * multiple
+
+
+def padded_classes(C):
+    """Classes padded to whole blocks: C rounded up to a multiple of 4 or of 5, whichever is smaller.
+
+    Ten classes in blocks of four would waste a sixth of the arithmetic on padding.
+    """
+    return min(round_up(C, 4), round_up(C, 5))
+
+
+def class_blocks(Cp):
+    """The kernels' ``fives`` argument for Cp padded classes: None for blocks of four, True for fives.
+
+    The choice is made from the argument's type (None or bool) while the kernels
+    are typed, so only the block size a call uses is compiled; the other took a
+    fifth of a cold start's compile time.
+    """
+    return None if Cp % 4 == 0 else True
 
 
 @intrinsic
@@ -191,20 +213,29 @@ def _features(X, row, f0, n):
 
 
 @_kernel
-def _logits_4rows(X, rows, i, f0, Wt, scale, Z):
+def _logits_4rows(X, rows, i, f0, Wt, scale, Z, fives):
     """``Z[:, i:i+4] += scale * Wt[:, :n] @ X[rows[i:i+4], f0:f0+n].T``, n = the features left from f0.
 
-    Wt is zero-padded to a multiple of 4 or 5 classes.
+    Wt is zero-padded to a multiple of 4 classes (``fives`` None) or of 5 (``fives``
+    True): see :func:`class_blocks`.
     """
     n = min(Wt.shape[1], X.shape[1] - f0)
-    # Each block size in a function of its own: with both loops in one body LLVM
-    # compiles the blocks of five 50% slower.
-    if Wt.shape[0] % 4 == 0:
-        _add_logits_by4(_features(X, rows[i], f0, n), _features(X, rows[i + 1], f0, n),
-                        _features(X, rows[i + 2], f0, n), _features(X, rows[i + 3], f0, n), Wt, scale, Z, i)
-    else:
-        _add_logits_by5(_features(X, rows[i], f0, n), _features(X, rows[i + 1], f0, n),
-                        _features(X, rows[i + 2], f0, n), _features(X, rows[i + 3], f0, n), Wt, scale, Z, i)
+    _add_logits(_features(X, rows[i], f0, n), _features(X, rows[i + 1], f0, n),
+                _features(X, rows[i + 2], f0, n), _features(X, rows[i + 3], f0, n), Wt, scale, Z, i, fives)
+
+
+def _add_logits(a0, a1, a2, a3, Wt, scale, Z, i, fives):
+    """``Z[:, i:i+4] += scale * Wt @ [a0, a1, a2, a3].T`` in blocks of four classes, or of five if ``fives``."""
+
+
+@overload(_add_logits)
+def _add_logits_for(a0, a1, a2, a3, Wt, scale, Z, i, fives):
+    # Chosen while typing, from fives' type, so only the block size in use is
+    # compiled. Each block size is a function of its own: with both loops in one
+    # body LLVM compiled the blocks of five 50% slower.
+    if isinstance(fives, types.NoneType):
+        return lambda a0, a1, a2, a3, Wt, scale, Z, i, fives: _add_logits_by4(a0, a1, a2, a3, Wt, scale, Z, i)
+    return lambda a0, a1, a2, a3, Wt, scale, Z, i, fives: _add_logits_by5(a0, a1, a2, a3, Wt, scale, Z, i)
 
 
 @_kernel
@@ -221,7 +252,7 @@ def _add_logits_by5(a0, a1, a2, a3, Wt, scale, Z, i):
 
 
 @_kernel
-def _block_logits(X, rows, nrows, f0, Wt, b, scale, Z):
+def _block_logits(X, rows, nrows, f0, Wt, b, scale, Z, fives):
     """``Z[:, :nrows] = scale * Wt @ X[rows[:nrows], f0:].T + b[:, None]``: class-major logits.
 
     The rows are read where they are, through the indices ``rows`` (a batch's
@@ -234,7 +265,7 @@ def _block_logits(X, rows, nrows, f0, Wt, b, scale, Z):
     for c in range(Wt.shape[0]):
         Z[c, :] = b[c]
     for i in range(0, nrows, 4):
-        _logits_4rows(X, rows, i, f0, Wt, scale, Z)
+        _logits_4rows(X, rows, i, f0, Wt, scale, Z, fives)
 
 
 @intrinsic
@@ -436,7 +467,7 @@ def _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt):
 
 
 @_kernel
-def _subtract_weights(X, rows, nrows, f0, G, scale, Wt):
+def _subtract_weights(X, rows, nrows, f0, G, scale, Wt, fives):
     """``Wt[:, :n] -= scale * G[:, :m] @ X[rows[:m], f0:f0+n]``, m = nrows rounded up to 4.
 
     G is class-major ``[Cp, rows]``; its columns past ``nrows`` must be zero (the
@@ -448,10 +479,19 @@ def _subtract_weights(X, rows, nrows, f0, G, scale, Wt):
     for r in range(0, nrows, 4):
         x0, x1 = _features(X, rows[r], f0, n), _features(X, rows[r + 1], f0, n)
         x2, x3 = _features(X, rows[r + 2], f0, n), _features(X, rows[r + 3], f0, n)
-        if Wt.shape[0] % 4 == 0:
-            _subtract_outer_by4(x0, x1, x2, x3, G, r, scale, Wt)
-        else:
-            _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt)
+        _subtract_outer(x0, x1, x2, x3, G, r, scale, Wt, fives)
+
+
+def _subtract_outer(x0, x1, x2, x3, G, r, scale, Wt, fives):
+    """``Wt -= scale * G[:, r:r+4] @ [x0, x1, x2, x3]`` in blocks of four classes, or of five if ``fives``."""
+
+
+@overload(_subtract_outer)
+def _subtract_outer_for(x0, x1, x2, x3, G, r, scale, Wt, fives):
+    # As _add_logits: only the block size in use is compiled.
+    if isinstance(fives, types.NoneType):
+        return lambda x0, x1, x2, x3, G, r, scale, Wt, fives: _subtract_outer_by4(x0, x1, x2, x3, G, r, scale, Wt)
+    return lambda x0, x1, x2, x3, G, r, scale, Wt, fives: _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt)
 
 
 @_kernel
@@ -479,7 +519,7 @@ def _consecutive_rows(start, N, rows):
 
 
 @_kernel
-def _xent_grad(X, scale, y, Wt, b, C, dWt, db):
+def _xent_grad(X, scale, y, Wt, b, C, dWt, db, fives):
     N = X.shape[0]
     dWt[:] = 0
     db[:] = 0
@@ -488,21 +528,21 @@ def _xent_grad(X, scale, y, Wt, b, C, dWt, db):
     G = np.zeros_like(Z)
     loss = 0.0
     for k in range((N + CHUNK_ROWS - 1) // CHUNK_ROWS):
-        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z)
+        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         loss += _rows_xent_grad(Z, n, C, y[start:start + n], gscale, G, scratch)
         G[:, n:] = 0  # the last chunk's padding rows must not add to the sums
-        _subtract_weights(X, rows, n, 0, G, scale, dWt)
+        _subtract_weights(X, rows, n, _FIRST_FEATURE, G, scale, dWt, fives)
         _subtract_column_sums(G, n, db)
     return loss / N
 
 
 @_kernel
-def _chunk_logits(X, scale, Wt, b, k, rows, Z):
+def _chunk_logits(X, scale, Wt, b, k, rows, Z, fives):
     """Logits of rows ``[k*CHUNK_ROWS, ...)`` into Z (class-major); returns (first row, row count)."""
     start = k * CHUNK_ROWS
     n = min(CHUNK_ROWS, X.shape[0] - start)
     _consecutive_rows(start, X.shape[0], rows)
-    _block_logits(X, rows, n, 0, Wt, b, scale, Z)
+    _block_logits(X, rows, n, _FIRST_FEATURE, Wt, b, scale, Z, fives)
     return start, n
 
 
@@ -513,34 +553,39 @@ def _chunk_buffers(Wt):
     return np.empty(CHUNK_ROWS, np.int64), np.zeros((Cp, CHUNK_ROWS), Wt.dtype), softmax_scratch(CHUNK_ROWS, Cp)
 
 
-@_parallel_kernel
-def _forward(X, scale, Wt, b, C, out):
-    for k in prange((X.shape[0] + CHUNK_ROWS - 1) // CHUNK_ROWS):
-        rows, Z, scratch = _chunk_buffers(Wt)
-        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z)
+def chunk_count(n_rows):
+    """Work items of the inference and loss kernels: chunks of ``CHUNK_ROWS`` rows."""
+    return (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
+
+
+# The inference and loss kernels below each take a range of chunks [first, stop);
+# _cpu_threads.split runs the ranges on the machine's threads.
+
+@_kernel
+def _forward(X, scale, Wt, b, C, out, fives, first, stop):
+    """``out[rows of chunks first..stop-1] = softmax(X Wt.T + b)``."""
+    rows, Z, scratch = _chunk_buffers(Wt)
+    for k in range(first, stop):
+        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         _rows_softmax(Z, n, C, out[start:start + n], scratch)
 
 
-@_parallel_kernel
-def _predict(X, scale, Wt, b, C, out):
-    for k in prange((X.shape[0] + CHUNK_ROWS - 1) // CHUNK_ROWS):
-        rows, Z, scratch = _chunk_buffers(Wt)
-        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z)
+@_kernel
+def _predict(X, scale, Wt, b, C, out, fives, first, stop):
+    """``out[rows of chunks first..stop-1] = argmax(X Wt.T + b)``, -1 where a logit is not finite."""
+    rows, Z, scratch = _chunk_buffers(Wt)
+    for k in range(first, stop):
+        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         _rows_argmax(Z, n, C, out[start:start + n])
 
 
-@_parallel_kernel
-def _xent_loss(X, scale, y, Wt, b, C):
-    n_chunks = (X.shape[0] + CHUNK_ROWS - 1) // CHUNK_ROWS
-    partial = np.empty(n_chunks)
-    for k in prange(n_chunks):
-        rows, Z, scratch = _chunk_buffers(Wt)
-        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z)
+@_kernel
+def _xent_loss(X, scale, y, Wt, b, C, fives, partial, first, stop):
+    """``partial[k]`` = the summed loss of chunk k's rows, for chunks first..stop-1."""
+    rows, Z, scratch = _chunk_buffers(Wt)
+    for k in range(first, stop):
+        start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         partial[k] = _rows_xent_loss(Z, n, C, y[start:start + n], scratch)[0]
-    total = 0.0
-    for k in range(n_chunks):
-        total += partial[k]
-    return total / X.shape[0]
 
 
 @_kernel

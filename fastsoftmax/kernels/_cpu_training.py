@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import math
 import platform
-from concurrent.futures import ThreadPoolExecutor
-
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._cpu_threads import pool, thread_count
 from ._cpu_kernels import _CACHE_LINE, _block_logits, _kernel, _prefetch_rows, _rows_xent_grad, _scale_weights, \
-    _subtract_column_sums, _subtract_weights, item_pointer, round_up, softmax_scratch
+    _subtract_column_sums, _subtract_weights, item_pointer, round_up, softmax_scratch, class_blocks
 
 #: Fixed feature split: the most threads one run uses, and the same for every thread count.
 PANELS = 2
@@ -157,7 +155,7 @@ def _batch_gradient(Zp, b, y, rows, batch_size, C, gscale, G, Z, labels, scratch
 
 @_kernel
 def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay,
-                  losses, Zp, sync, Wa, b_avg, avg_weights):
+                  losses, Zp, sync, Wa, b_avg, avg_weights, fives):
     """Thread ``me`` of ``threads``: runs every step for panels me, me + threads, ...
 
     Wt ``[PANELS, Cp, Fp]`` is shared, each panel written by its owner only. Zp
@@ -190,7 +188,7 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
         step_Z = Zp[s % 2]
         _batch_rows(order, start, batch_size, rows)
         for p in range(me, PANELS, threads):
-            _block_logits(X, rows, batch_size, p * Fp, Wt[p], nobias, scale, step_Z[p])
+            _block_logits(X, rows, batch_size, p * Fp, Wt[p], nobias, scale, step_Z[p], fives)
         _barrier(sync, me, threads, s + 1)
         loss = _batch_gradient(step_Z, bias, y, rows, batch_size, C, rates[s] / batch_size,
                                G, Z, labels, scratch, X, order, ahead, me, threads, Fp) / batch_size
@@ -202,7 +200,7 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
         for p in range(me, PANELS, threads):
             if weight_decay != 0.0:
                 _scale_weights(Wt[p], 1.0 - rates[s] * weight_decay)
-            _subtract_weights(X, rows, batch_size, p * Fp, G, scale, Wt[p])
+            _subtract_weights(X, rows, batch_size, p * Fp, G, scale, Wt[p], fives)
         _subtract_column_sums(G, batch_size, bias)
         if avg_weights[s] != 0:
             for p in range(me, PANELS, threads):
@@ -224,19 +222,9 @@ def _move_towards(mean, x, weight):
 
 # ---------------------------------------------------------------- host side
 
-_helpers = None
-
-
-def _helper_pool():
-    global _helpers
-    if _helpers is None:
-        _helpers = ThreadPoolExecutor(max_workers=PANELS - 1, thread_name_prefix="fastsoftmax-train")
-    return _helpers
-
-
 def training_threads() -> int:
     """Threads a run uses: Numba's thread count (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``), at most PANELS."""
-    return max(1, min(numba.get_num_threads(), PANELS))
+    return thread_count(PANELS)
 
 
 def panel_width(n_features: int) -> int:
@@ -290,14 +278,15 @@ def run(X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay, losses, a
     Wt_avg, b_avg, avg_weights = average
     avg_panels = to_panels(Wt_avg) if Wt_avg.shape[1] else np.zeros((PANELS, Cp, 0), Wt.dtype)
     args = (X, scale, y, panels, b, C, order, batch_size, rates, weight_decay)
+    fives = class_blocks(Cp)
 
     # Compile here, in this thread, before any helper starts: a helper whose
     # compilation failed would leave this thread waiting at the first barrier.
-    _train_worker(0, 1, *args, losses[:0], Zp, sync, avg_panels, b_avg, avg_weights)
-    helpers = [_helper_pool().submit(_train_worker, me, threads, *args, losses, Zp, sync,
-                                     avg_panels, b_avg, avg_weights)
+    _train_worker(0, 1, *args, losses[:0], Zp, sync, avg_panels, b_avg, avg_weights, fives)
+    helpers = [pool().submit(_train_worker, me, threads, *args, losses, Zp, sync,
+                                     avg_panels, b_avg, avg_weights, fives)
                for me in range(1, threads)]
-    done = _train_worker(0, threads, *args, losses, Zp, sync, avg_panels, b_avg, avg_weights)
+    done = _train_worker(0, threads, *args, losses, Zp, sync, avg_panels, b_avg, avg_weights, fives)
     for helper in helpers:
         if helper.result() != done:
             raise RuntimeError("training threads disagree on the number of steps")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.dataset import PIXEL_SCALE
-from . import _checks, _cpu_training
-from ._cpu_kernels import CACHE, _axpy, _forward, _predict, _xent_grad, _xent_loss, round_up
+from . import _checks, _cpu_threads, _cpu_training
+from ._cpu_kernels import CACHE, _axpy, _forward, _predict, _xent_grad, _xent_loss, chunk_count, class_blocks, \
+    padded_classes
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
            "train_steps"]
@@ -28,7 +29,7 @@ def _prepare(X, W, b):
     F, C, dtype = _checks.weights(W, b)
     X = _checks.inputs(X, F, dtype)
     scale = dtype.type(PIXEL_SCALE if X.dtype == np.uint8 else 1.0)
-    Cp = min(round_up(C, 4), round_up(C, 5))
+    Cp = padded_classes(C)
     Wt = np.zeros((Cp, F), dtype)
     Wt[:C] = W.T
     b_pad = np.zeros(Cp, dtype)
@@ -40,7 +41,7 @@ def forward(X, W, b, out=None):
     """Class probabilities ``softmax(X W + b)``; see :func:`fastsoftmax.kernels.reference.forward`."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     out = _checks.output(out, (X.shape[0], C), Wt.dtype)
-    _forward(X, scale, Wt, b, C, out)
+    _cpu_threads.split(_forward, chunk_count(X.shape[0]), X, scale, Wt, b, C, out, class_blocks(Wt.shape[0]))
     return _checks.finite_probabilities(out, Wt.dtype)
 
 
@@ -48,7 +49,7 @@ def predict(X, W, b, out=None):
     """Most probable class of each row (int64 ``[N]``); see the reference."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     out = _checks.output(out, (X.shape[0],), np.int64)
-    _predict(X, scale, Wt, b, C, out)
+    _cpu_threads.split(_predict, chunk_count(X.shape[0]), X, scale, Wt, b, C, out, class_blocks(Wt.shape[0]))
     return _checks.finite_labels(out, Wt.dtype)
 
 
@@ -56,7 +57,17 @@ def xent_loss(X, y, W, b):
     """Mean cross-entropy from logits; see the reference."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     y = _checks.labels(y, X.shape[0], C)
-    return _checks.finite_loss(float(_xent_loss(X, scale, y, Wt, b, C)), Wt.dtype)
+    partial = np.zeros(chunk_count(X.shape[0]))
+    _cpu_threads.split(_xent_loss, partial.size, X, scale, y, Wt, b, C, class_blocks(Wt.shape[0]), partial)
+    return _checks.finite_loss(_sum_in_order(partial) / X.shape[0], Wt.dtype)
+
+
+def _sum_in_order(values):
+    """The sum of float64 ``values`` added one by one in order (``np.sum`` pairs them by block size)."""
+    total = 0.0
+    for value in values.tolist():
+        total += value
+    return total
 
 
 def xent_grad(X, y, W, b, dW=None, db=None):
@@ -67,7 +78,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     dW = _checks.output(dW, (F, C), Wt.dtype, "dW")
     db = _checks.output(db, (C,), Wt.dtype, "db")
     dWt, db_pad = np.zeros_like(Wt), np.zeros_like(b)
-    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad)
+    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, class_blocks(Wt.shape[0]))
     _checks.finite_loss(loss, Wt.dtype)
     dW[...] = dWt[:C].T
     db[...] = db_pad[:C]

@@ -1,0 +1,51 @@
+"""The CPU backend's threads: one process-wide pool that runs ``nogil`` kernels beside the caller.
+
+Why not Numba's ``prange``: a parallel kernel costs Numba about two seconds more
+to compile than the same loop compiled serially (the parfor passes and a gufunc
+wrapper), every first run in a fresh environment pays it, and the serial kernel
+shares its compiled pieces with the training loop. The work is split the same
+way ``prange`` would: fixed items (chunks of rows, panels of features), each
+writing its own output, so the results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+
+_pool = None
+
+
+def thread_count(most: int) -> int:
+    """Threads a call uses: Numba's thread count (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``), at most ``most``."""
+    return max(1, min(numba.get_num_threads(), most))
+
+
+def pool() -> ThreadPoolExecutor:
+    """The helper threads (Numba's configured thread count less the caller's own)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
+                                   thread_name_prefix="fastsoftmax")
+    return _pool
+
+
+def split(kernel, n_items: int, *args) -> None:
+    """Run ``kernel(*args, first, stop)`` over ``[0, n_items)`` in contiguous parts, one per thread.
+
+    The calling thread takes the first part, and compiles the kernel before any
+    helper starts (so a compile error is raised here, once).
+    """
+    threads = thread_count(n_items)
+    bounds = [n_items * t // threads for t in range(threads + 1)]
+    if threads == 1:
+        kernel(*args, 0, n_items)
+        return
+    kernel(*args, 0, 0)  # compile (or load) here; an empty range does no work
+    helpers = [pool().submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    try:
+        kernel(*args, bounds[0], bounds[1])
+    finally:
+        for helper in helpers:
+            helper.result()
