@@ -1,4 +1,5 @@
-"""Model files: one ``.npz`` holding W, b and JSON metadata, written atomically.
+"""Model files: one ``.npz`` holding W, b (and, for averaged SGD, W_avg and b_avg) and JSON
+metadata, written atomically.
 
 Loaded with ``allow_pickle=False``; anything that is not a well-formed
 fastsoftmax model is refused with :class:`ModelFileError` naming the file.
@@ -19,11 +20,15 @@ from ._atomic import write_atomically
 from .errors import InputError, InputTypeError, ModelFileError, ModelNotFoundError, PathIsDirectoryError
 
 FORMAT = "fastsoftmax-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Version 1 files (W, b, no classes_ or average) are still read.
+READABLE_VERSIONS = (1, 2)
 
 
-def save_model(path, W, b, metadata: dict) -> Path:
+def save_model(path, W, b, metadata: dict, averages=None) -> Path:
     """Write W ``[F, C]``, b ``[C]`` and ``metadata`` to ``path`` atomically.
+
+    ``averages``: optional ``{"W_avg": [F, C], "b_avg": [C]}`` of averaged SGD.
 
     The file is written under a temporary name in the same directory and renamed
     over ``path`` only once complete, so an interrupted save leaves any previous
@@ -44,7 +49,8 @@ def save_model(path, W, b, metadata: dict) -> Path:
     """
     path = model_path(path)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
-    return write_atomically(path, lambda handle: np.savez(handle, W=W, b=b, meta=np.array(json.dumps(meta))),
+    return write_atomically(path, lambda handle: np.savez(handle, W=W, b=b, meta=np.array(json.dumps(meta)),
+                                                                **(averages or {})),
                             fsync=True)
 
 
@@ -71,8 +77,9 @@ def _file_name(path) -> str:
     return text
 
 
-def load_model(path):
-    """Read a model file; return ``(W, b, metadata)``.
+def load_model(path, averages=False):
+    """Read a model file; return ``(W, b, metadata)``, and with ``averages=True`` a fourth item,
+    ``(W_avg, b_avg)`` or None.
 
     Raises
     ------
@@ -105,18 +112,20 @@ def load_model(path):
         raise ModelFileError(f"{path}: metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a fastsoftmax model (format marker missing)")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise ModelFileError(f"{path}: model format version {meta.get('format_version')!r}, "
-                             f"this fastsoftmax reads {FORMAT_VERSION}")
+                             f"this fastsoftmax reads {', '.join(map(str, READABLE_VERSIONS))}")
     W, b = arrays["W"], arrays["b"]
     _check_weights(path, W, b, meta)
-    return W, b, meta
+    average = _check_average(path, arrays, W, b, meta)
+    _check_classes(path, meta, W.shape[1])
+    return (W, b, meta, average) if averages else (W, b, meta)
 
 
 #: A model is W [F, C], b [C] and a line of JSON: far below this. Larger declared
 #: arrays mean a corrupt or hostile file, refused before anything is allocated.
 MAX_MEMBER_BYTES = 256 * 2**20
-_MEMBERS = {"W.npy", "b.npy", "meta.npy"}
+_MEMBERS = {"W.npy", "b.npy", "meta.npy", "W_avg.npy", "b_avg.npy"}
 
 
 def _check_members(path):
@@ -143,8 +152,8 @@ def _check_members(path):
 
 def _check_weights(path, W, b, meta):
     dtype = meta.get("dtype")
-    if W.ndim != 2 or b.ndim != 1 or W.shape[1] != b.shape[0] or W.shape[1] < 2:
-        raise ModelFileError(f"{path}: W {W.shape} and b {b.shape} are not [F, C] and [C] with C >= 2")
+    if W.ndim != 2 or b.ndim != 1 or W.shape[1] != b.shape[0] or W.shape[1] < 1 or W.shape[0] < 1:
+        raise ModelFileError(f"{path}: W {W.shape} and b {b.shape} are not [F, C] and [C] with F, C >= 1")
     if str(W.dtype) != dtype or str(b.dtype) != dtype or dtype not in ("float32", "float64"):
         raise ModelFileError(f"{path}: W is {W.dtype}, b is {b.dtype}, metadata says {dtype!r}")
     if meta.get("n_features") != W.shape[0] or meta.get("n_classes") != W.shape[1]:
@@ -152,3 +161,46 @@ def _check_weights(path, W, b, meta):
                              f"does not match W {W.shape}")
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
         raise ModelFileError(f"{path}: weights contain NaN or infinity")
+
+
+def _check_average(path, arrays, W, b, meta):
+    """The running average of averaged SGD: both arrays or neither, shaped like W and b, finite,
+    with the number of snapshots it holds."""
+    present = {"W_avg", "b_avg"} & set(arrays)
+    if not present:
+        return None
+    if len(present) == 1:
+        raise ModelFileError(f"{path}: holds {present.pop()} without its pair")
+    W_avg, b_avg = arrays["W_avg"], arrays["b_avg"]
+    if W_avg.shape != W.shape or b_avg.shape != b.shape or W_avg.dtype != W.dtype or b_avg.dtype != b.dtype:
+        raise ModelFileError(f"{path}: W_avg {W_avg.shape} {W_avg.dtype} and b_avg {b_avg.shape} {b_avg.dtype} "
+                             f"do not match W {W.shape} {W.dtype}")
+    if not (np.all(np.isfinite(W_avg)) and np.all(np.isfinite(b_avg))):
+        raise ModelFileError(f"{path}: averaged weights contain NaN or infinity")
+    count = meta.get("average_count")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ModelFileError(f"{path}: average_count must be an integer >= 1 with W_avg, got {count!r}")
+    return W_avg, b_avg
+
+
+def _check_classes(path, meta, n_classes):
+    """``classes``: the labels, sorted, one per column of W, numbers or strings of one dtype."""
+    classes = meta.get("classes")
+    if classes is None:
+        return
+    kind = meta.get("classes_dtype")
+    try:
+        dtype = np.dtype(kind)
+        labels = np.array(classes, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: classes {classes!r:.80} of dtype {kind!r} are not valid ({exc})") from exc
+    if not isinstance(classes, list) or labels.shape != (n_classes,) or dtype.kind not in "biufUO":
+        raise ModelFileError(f"{path}: classes must be a list of {n_classes} labels, got {classes!r:.80}")
+    if any(not isinstance(c, (str, int, float)) for c in classes):
+        raise ModelFileError(f"{path}: classes must be numbers or strings, got {classes!r:.80}")
+    try:
+        ordered = bool(np.all(labels[1:] > labels[:-1]))
+    except TypeError:
+        ordered = False
+    if not ordered:
+        raise ModelFileError(f"{path}: classes must be distinct and sorted, got {classes!r:.80}")

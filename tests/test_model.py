@@ -1,6 +1,8 @@
-"""SoftmaxRegression: training on real data, model files, divergence and bad input."""
+"""SoftmaxRegression: training on real data, averaged SGD, warm starts and partial_fit, model
+files, divergence and bad input."""
 
 import json
+import pickle
 import zipfile
 
 import numpy as np
@@ -32,18 +34,11 @@ def test_longer_fashion_run_with_decay(fashion):
     model = fs.SoftmaxRegression(seed=0, lr_decay=0.5)
     model.fit(fashion.train.pixels, fashion.train.class_indices, epochs=10,
               validation_data=(fashion.validation.pixels, fashion.validation.class_indices))
-    assert model.score(fashion.test.pixels, fashion.test.class_indices) >= 0.835
+    assert model.score(fashion.test.pixels, fashion.test.class_indices) >= 0.84
     assert model.history["epoch"] == list(range(1, 11)) and len(model.history["val_accuracy"]) == 10
-
-
-@pytest.mark.realdata
-def test_tutorial_recipe_on_fashion_mnist(fashion):
-    """1000 steps of 100 at lr 0.5. At that rate Fashion-MNIST training is chaotic and the
-    last step's accuracy swings between about 0.67 and 0.81 with the seed (numpy reference
-    alike), so the bound is on the best of three seeds; see the closing note of issue 4."""
-    scores = [fs.SoftmaxRegression(seed=s).fit(fashion.train.pixels, fashion.train.class_indices)
-              .score(fashion.test.pixels, fashion.test.class_indices) for s in (1, 2, 3)]
-    assert max(scores) >= 0.80
+    assert model.history["val_step"] == [550 * k for k in range(1, 11)]
+    final = model.score(fashion.validation.pixels, fashion.validation.class_indices)
+    assert model.history["val_accuracy"][-1] == final
 
 
 @pytest.mark.realdata
@@ -123,19 +118,25 @@ def test_non_model_files_are_refused(tmp_path):
         fs.SoftmaxRegression.load(tmp_path / "other.npz")
 
 
-def test_diverging_learning_rate_is_refused_with_weights_kept():
+def test_diverging_learning_rate_is_refused_with_the_model_untouched():
     rng = np.random.default_rng(4)
     X = (rng.standard_normal((500, 50)) * 1e18).astype(np.float32)
     y = rng.integers(0, 10, 500)
     model = fs.SoftmaxRegression(learning_rate=1e30)
     with pytest.raises(fs.DivergenceError, match="diverged at step \\d+.*smaller learning_rate"):
         model.fit(X, y, steps=100)
-    assert np.all(np.isfinite(model.W)) and np.all(np.isfinite(model.b))
+    assert model.steps_done == 0 and not hasattr(model, "coef_")
+    model.set_params(learning_rate=1e-40).fit(X, y, steps=5)
+    before = pickle.dumps(model._state)
+    with pytest.raises(fs.DivergenceError):
+        model.set_params(learning_rate=1e30, warm_start=True, average=True).fit(X, y, steps=100)
+    assert pickle.dumps(model._state) == before
 
 
 @pytest.mark.parametrize("X, y, message", [
     (np.zeros((10, 4), np.float32), np.zeros(9, np.int64), "rows"),
-    (np.zeros((10, 4), np.float32), np.full(10, -1), "labels in"),
+    (np.zeros((10, 4), np.float32), np.linspace(0, 1, 10), "Unknown label type: y holds continuous values"),
+    (np.zeros((10, 4), np.float32), np.full(10, np.nan), "y contains NaN"),
     (np.full((10, 4), np.nan, np.float32), np.zeros(10, np.int64), "NaN"),
     (np.zeros((0, 4), np.float32), np.zeros(0, np.int64), "non-empty"),
     (np.zeros((10, 4), np.complex64), np.zeros(10, np.int64), "dtype"),
@@ -146,15 +147,18 @@ def test_bad_training_input(X, y, message):
 
 
 def test_batch_larger_than_data_and_unfitted_model():
-    with pytest.raises(fs.InputError, match="batch_size 100 is larger"):
-        fs.SoftmaxRegression().fit(np.zeros((10, 3), np.float32), np.zeros(10, np.int64))
+    X, y = np.eye(10, 3, dtype=np.float32), np.arange(10) % 3
+    with pytest.warns(UserWarning, match="batch_size 100 is larger than the 10 rows of X: each step uses all"):
+        model = fs.SoftmaxRegression(steps=5, backend="numpy").fit(X, y)
+    everything = fs.SoftmaxRegression(steps=5, batch_size=10, backend="numpy").fit(X, y)
+    np.testing.assert_allclose(model.W, everything.W, rtol=1e-6)
     with pytest.raises(fs.InputError, match="not fitted"):
         fs.SoftmaxRegression().predict(np.zeros((1, 3), np.float32))
 
 
 @pytest.mark.realdata
 def test_cuda_backend_matches_cpu_on_real_mnist_rows(mnist_test_split):
-    """The issue's check: SoftmaxRegression(backend="cuda") against backend="cpu", same fixed order.
+    """SoftmaxRegression(backend="cuda") against backend="cpu", same fixed order.
 
     In the simulator (the default, see conftest.py) a small run: 120 real images,
     6 steps of 20 with decay; on a GPU (NUMBA_ENABLE_CUDASIM=0) the tutorial's 1000 steps of 100.
