@@ -40,7 +40,7 @@ def test_kernels_refuse_non_finite_rows_naming_them(backend, make_bad, row):
         with pytest.raises(fs.InputError, match=f"X row {row} gives non-finite logits"):
             call()
     for call in (lambda: kern.xent_loss(bad, Y, W, B), lambda: kern.xent_grad(bad, Y, W, B)):
-        with pytest.raises(fs.InputError, match="loss is"):
+        with pytest.raises(fs.InputError, match=f"loss is|X row {row} gives non-finite logits"):
             call()
 
 
@@ -213,3 +213,84 @@ def test_equal_logits_and_a_single_class(backend):
 def test_a_dataset_of_one_class_trains_and_predicts_it():
     model = fs.SoftmaxRegression(batch_size=4).fit(X, np.zeros(24, int), steps=20)
     assert np.all(model.predict(X) == 0) and np.all(np.isfinite(model.W))
+
+
+# ---------------------------------------------------------------- rates, decay, sizes: refused before any work
+
+DW, DB = np.full((6, 3), 0.1, np.float32), np.full(3, 0.1, np.float32)
+ORDER = np.arange(24)
+
+BAD_UPDATES = [  # (call on (kern, W, b), error, message); W and b must come back unchanged
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, float("nan")), fs.InputError, "learning_rate must be finite"),
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, float("inf")), fs.InputError, "learning_rate must be finite"),
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, -0.5), fs.InputError, "learning_rate must be finite and >= 0"),
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, "0.5"), fs.InputTypeError, "learning_rate must be a real number"),
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, None), fs.InputTypeError, "learning_rate must be a real number"),
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, True), fs.InputTypeError, "learning_rate must be a real number"),
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, np.array([0.1, 0.2])), fs.InputTypeError, "learning_rate"),
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, 10**400), fs.InputError, "learning_rate must be finite"),
+    (lambda k, w, b: k.sgd_step(w, b, DW, DB, 1e39), fs.InputError, "finite in float32"),
+    (lambda k, w, b: k.sgd_step(w, b, DW * 40, DB, 3e38), fs.InputError, "would overflow float32"),
+    (lambda k, w, b: k.sgd_step(w, b, np.where(DW > 0, np.nan, DW), DB, 0.5), fs.InputError, "NaN"),
+    (lambda k, w, b: k.sgd_step(w, b, DW.tolist(), DB, 0.5), fs.InputTypeError, "dW and db must be numpy arrays"),
+    (lambda k, w, b: k.sgd_step(w, b, DW.astype(np.float64), DB, 0.5), fs.InputError, "dW, db must match"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, 0.5, float("nan")), fs.InputError,
+     "weight_decay must be finite"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, 0.5, -1e-4), fs.InputError, "weight_decay must be finite"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, 0.5, "0"), fs.InputTypeError, "weight_decay"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, 0.5, None), fs.InputTypeError, "weight_decay"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8.0, 0.5), fs.InputTypeError, "batch_size must be an integer"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, True, 0.5), fs.InputTypeError, "batch_size"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, "8", 0.5), fs.InputTypeError, "batch_size"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, -8, 0.5), fs.InputError, "batch_size must be >= 1"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, "0.5"), fs.InputTypeError, "learning_rate"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, None), fs.InputTypeError, "learning_rate"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, np.full(4, 0.5)), fs.InputError,
+     r"learning_rate must be a number or an array of shape \(3,\)"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, np.full((3, 1), 0.5)), fs.InputError, "shape"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, np.array([0.5, np.nan, 0.5])), fs.InputError,
+     "at step 1"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, np.array(["a", "b", "c"])), fs.InputTypeError,
+     "learning_rate"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, np.full(3, 0.5 + 0j)), fs.InputTypeError, "learning_rate"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER.astype(float), 8, 0.5), fs.InputTypeError, "order"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, 0.5, 0.0, [0.0] * 3), fs.InputTypeError, "losses"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, 0.5, 0.0, np.zeros(3, np.float32)), fs.InputTypeError,
+     "losses"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, 0.5, 0.0, np.zeros(4)), fs.InputError, "losses"),
+    (lambda k, w, b: k.xent_sgd_step(X, Y, w, b, float("nan")), fs.InputError, "learning_rate must be finite"),
+    (lambda k, w, b: k.xent_sgd_step(X, Y, w, b, 0.5, float("inf")), fs.InputError, "weight_decay"),
+    (lambda k, w, b: k.xent_sgd_step(X, Y, w, b, np.array([0.5])), fs.InputTypeError, "learning_rate"),
+    (lambda k, w, b: k.xent_sgd_step(with_nan(), Y, w, b, 0.5), fs.InputError, "loss is nan|X row 5"),
+    (lambda k, w, b: k.forward(X, w, b, out=[[0.0] * 3] * 24), fs.InputTypeError, "out must be None or an array"),
+    (lambda k, w, b: k.forward(X, w, b, out=np.zeros((24, 3))), fs.InputTypeError, "out must be None or an array"),
+    (lambda k, w, b: k.predict(X, w, b, out=np.zeros(23, np.int64)), fs.InputError, r"out must be an array of shape"),
+    (lambda k, w, b: k.xent_grad(X, Y, w, b, dW=np.zeros((3, 6), np.float32)), fs.InputError, "dW must be"),
+]
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("case", range(len(BAD_UPDATES)))
+def test_bad_rates_decays_sizes_and_outputs_are_refused_before_any_work(backend, case):
+    kern = kernels_or_skip(backend)
+    call, error, message = BAD_UPDATES[case]
+    w, b = W.copy(), np.full(3, 0.25, np.float32)
+    with pytest.raises(error, match=message):
+        call(kern, w, b)
+    np.testing.assert_array_equal(w, W)
+    np.testing.assert_array_equal(b, np.full(3, 0.25, np.float32))
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_numbers_of_every_numpy_kind_are_accepted(backend):
+    kern = kernels_or_skip(backend)
+    results = []
+    for rate, decay, batch in ((0.5, 0.0, 8), (np.float32(0.5), np.float64(0.0), np.int64(8)),
+                               (np.array(0.5), 0, np.uint8(8)), (np.float16(0.5), np.int32(0), 8)):
+        w, b = W.copy(), B.copy()
+        done, _ = kern.train_steps(X, Y, w, b, ORDER, batch, rate, decay)
+        kern.sgd_step(w, b, DW, DB, rate)
+        results.append((done, w))
+    for done, w in results:
+        assert done == 3
+        np.testing.assert_array_equal(w, results[0][1])
