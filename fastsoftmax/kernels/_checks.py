@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InputError, InputTypeError
+from ..errors import DivergenceError, InputError, InputTypeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -63,7 +63,7 @@ def number(value, name, dtype=None) -> float:
         result = math.inf
     if not math.isfinite(result) or result < 0:
         raise InputError(f"{name} must be finite and >= 0, got {value!r}")
-    if dtype is not None and result > np.finfo(dtype).max:
+    if dtype is not None and result > float(np.finfo(dtype).max):
         raise InputError(f"{name} must be finite in {np.dtype(dtype)} (at most {np.finfo(dtype).max:g}), "
                          f"got {value!r}")
     return result
@@ -138,7 +138,12 @@ def schedule(order, batch_size, n_rows, learning_rate, weight_decay, dtype):
         raise InputError(f"order has indices in [{order.min()}, {order.max()}], X has {n_rows} rows")
     steps = order.size // batch_size
     rates = step_rates(learning_rate, steps, dtype)
-    number(weight_decay, "weight_decay", dtype)
+    decay = number(weight_decay, "weight_decay", dtype)
+    # The decay term alone scales W by (1 - rate * decay) each step: at 2 or more that
+    # grows W geometrically until it overflows, whatever the data.
+    if steps and decay and float(rates.max()) * decay >= 2:
+        raise InputError(f"learning_rate * weight_decay must be < 2 (the decay term alone makes W grow "
+                         f"without bound), got {float(rates.max())!r} * {weight_decay!r}")
     return np.ascontiguousarray(order, dtype=np.int64), steps, rates
 
 
@@ -156,8 +161,9 @@ def step_rates(learning_rate, steps, dtype):
         raise InputError(f"learning_rate must be a number or an array of shape ({steps},), one per step, "
                          f"got {describe(rates)}")
     rates = np.ascontiguousarray(rates, dtype=np.float64)
-    if not np.all(np.isfinite(rates)) or np.any(rates < 0) or np.any(rates > np.finfo(dtype).max):
-        bad = int(np.flatnonzero(~(np.isfinite(rates) & (rates >= 0) & (rates <= np.finfo(dtype).max)))[0])
+    usable = np.isfinite(rates) & (rates >= 0) & (rates <= float(np.finfo(dtype).max))
+    if not usable.all():
+        bad = int(np.flatnonzero(~usable)[0])
         raise InputError(f"learning_rate must be finite and >= 0 at every step, got {rates[bad]!r} at step {bad}")
     return rates
 
@@ -167,14 +173,21 @@ def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
 
     X may also be a backend's staged stand-in (an object with a 2-D ``shape``, such as
     the CUDA backend's ``OnDevice``), which that backend's ``train_steps`` checks.
-    A loss that is not finite raises :class:`InputError`, the weights untouched.
+    A loss that is not finite raises :class:`InputError`, the weights untouched; an
+    update that overflows W's dtype raises :class:`DivergenceError`, the weights restored.
     """
     F, _, dtype = weights(W, b)
     learning_rate = number(learning_rate, "learning_rate", dtype)
     staged = not isinstance(X, np.ndarray) and len(getattr(X, "shape", ())) == 2
     n = X.shape[0] if staged else inputs(X, F, dtype).shape[0]
+    before = W.copy(), b.copy()  # [F, C]: a copy is nothing beside the step itself
     _, losses = train_steps(X, y, W, b, np.arange(n), n, learning_rate, weight_decay)
-    return finite_loss(float(losses[0]), dtype)
+    loss = finite_loss(float(losses[0]), dtype)
+    if not (np.isfinite(magnitude(W)) and np.isfinite(magnitude(b))):
+        W[...], b[...] = before
+        raise DivergenceError(f"the update with learning_rate {learning_rate!r} overflows {dtype}: "
+                              "W and b restored; use a smaller learning_rate")
+    return loss
 
 
 def sgd_arguments(W, b, dW, db, learning_rate) -> float:
