@@ -206,49 +206,27 @@ def _dot_2x5(a0, a1, B, j, scale, out, r):
     out[j + 4, r + 1] += scale * s14
 
 
-@_kernel
-def _features(X, row, f0, n):
-    """``X[row, f0:f0 + n]``: a slice, not offset indexing, so the loops over it vectorise."""
-    return X[row, f0:f0 + n]
-
-
-@_kernel
-def _logits_4rows(X, rows, i, f0, Wt, scale, Z, fives):
-    """``Z[:, i:i+4] += scale * Wt[:, :n] @ X[rows[i:i+4], f0:f0+n].T``, n = the features left from f0.
-
-    Wt is zero-padded to a multiple of 4 classes (``fives`` None) or of 5 (``fives``
-    True): see :func:`class_blocks`.
-    """
-    n = min(Wt.shape[1], X.shape[1] - f0)
-    _add_logits(_features(X, rows[i], f0, n), _features(X, rows[i + 1], f0, n),
-                _features(X, rows[i + 2], f0, n), _features(X, rows[i + 3], f0, n), Wt, scale, Z, i, fives)
-
-
 def _add_logits(a0, a1, a2, a3, Wt, scale, Z, i, fives):
     """``Z[:, i:i+4] += scale * Wt @ [a0, a1, a2, a3].T`` in blocks of four classes, or of five if ``fives``."""
+
+
+def _add_logits_by4(a0, a1, a2, a3, Wt, scale, Z, i, fives):
+    for j in range(0, Wt.shape[0], 4):
+        _dot_4x4(a0, a1, a2, a3, Wt, j, scale, Z, i)
+
+
+def _add_logits_by5(a0, a1, a2, a3, Wt, scale, Z, i, fives):
+    for j in range(0, Wt.shape[0], 5):
+        _dot_2x5(a0, a1, Wt, j, scale, Z, i)
+        _dot_2x5(a2, a3, Wt, j, scale, Z, i + 2)
 
 
 @overload(_add_logits)
 def _add_logits_for(a0, a1, a2, a3, Wt, scale, Z, i, fives):
     # Chosen while typing, from fives' type, so only the block size in use is
-    # compiled. Each block size is a function of its own: with both loops in one
-    # body LLVM compiled the blocks of five 50% slower.
-    if isinstance(fives, types.NoneType):
-        return lambda a0, a1, a2, a3, Wt, scale, Z, i, fives: _add_logits_by4(a0, a1, a2, a3, Wt, scale, Z, i)
-    return lambda a0, a1, a2, a3, Wt, scale, Z, i, fives: _add_logits_by5(a0, a1, a2, a3, Wt, scale, Z, i)
-
-
-@_kernel
-def _add_logits_by4(a0, a1, a2, a3, Wt, scale, Z, i):
-    for j in range(0, Wt.shape[0], 4):
-        _dot_4x4(a0, a1, a2, a3, Wt, j, scale, Z, i)
-
-
-@_kernel
-def _add_logits_by5(a0, a1, a2, a3, Wt, scale, Z, i):
-    for j in range(0, Wt.shape[0], 5):
-        _dot_2x5(a0, a1, Wt, j, scale, Z, i)
-        _dot_2x5(a2, a3, Wt, j, scale, Z, i + 2)
+    # compiled (see class_blocks). Each block size is a function of its own: with
+    # both loops in one body LLVM compiled the blocks of five 50% slower.
+    return _add_logits_by4 if isinstance(fives, types.NoneType) else _add_logits_by5
 
 
 @_kernel
@@ -264,8 +242,11 @@ def _block_logits(X, rows, nrows, f0, Wt, b, scale, Z, fives):
     """
     for c in range(Wt.shape[0]):
         Z[c, :] = b[c]
+    n = min(Wt.shape[1], X.shape[1] - f0)  # the last panel of Wt is zero-padded past X's features
     for i in range(0, nrows, 4):
-        _logits_4rows(X, rows, i, f0, Wt, scale, Z, fives)
+        # Row slices, not offset indexing, so that the loops over them vectorise.
+        _add_logits(X[rows[i], f0:f0 + n], X[rows[i + 1], f0:f0 + n], X[rows[i + 2], f0:f0 + n],
+                    X[rows[i + 3], f0:f0 + n], Wt, scale, Z, i, fives)
 
 
 @intrinsic
@@ -321,9 +302,14 @@ def _exp_nonpositive(v, n):
         v[i] = 0.0 if x < _EXP_FLUSH else p * two_k
 
 
+def softmax_scratch_size(rows, Cp):
+    """float64 elements of scratch the ``_rows_*`` functions below need: exponentials, row maxima, row sums."""
+    return (Cp + 2) * rows
+
+
 @_kernel
 def softmax_scratch(rows, Cp):
-    """float64 scratch for the ``_rows_*`` functions below: exponentials, row maxima, row sums."""
+    """float64 scratch for the ``_rows_*`` functions below (the inference kernels allocate theirs)."""
     return np.empty((Cp + 2) * rows)
 
 
@@ -455,18 +441,6 @@ def _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt):
 
 
 @_kernel
-def _subtract_outer_by4(x0, x1, x2, x3, G, r, scale, Wt):
-    for c in range(0, Wt.shape[0], 4):
-        _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt)
-
-
-@_kernel
-def _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt):
-    for c in range(0, Wt.shape[0], 5):
-        _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt)
-
-
-@_kernel
 def _subtract_weights(X, rows, nrows, f0, G, scale, Wt, fives):
     """``Wt[:, :n] -= scale * G[:, :m] @ X[rows[:m], f0:f0+n]``, m = nrows rounded up to 4.
 
@@ -477,21 +451,28 @@ def _subtract_weights(X, rows, nrows, f0, G, scale, Wt, fives):
     """
     n = min(Wt.shape[1], X.shape[1] - f0)
     for r in range(0, nrows, 4):
-        x0, x1 = _features(X, rows[r], f0, n), _features(X, rows[r + 1], f0, n)
-        x2, x3 = _features(X, rows[r + 2], f0, n), _features(X, rows[r + 3], f0, n)
-        _subtract_outer(x0, x1, x2, x3, G, r, scale, Wt, fives)
+        _subtract_outer(X[rows[r], f0:f0 + n], X[rows[r + 1], f0:f0 + n], X[rows[r + 2], f0:f0 + n],
+                        X[rows[r + 3], f0:f0 + n], G, r, scale, Wt, fives)
 
 
 def _subtract_outer(x0, x1, x2, x3, G, r, scale, Wt, fives):
     """``Wt -= scale * G[:, r:r+4] @ [x0, x1, x2, x3]`` in blocks of four classes, or of five if ``fives``."""
 
 
+def _subtract_outer_by4(x0, x1, x2, x3, G, r, scale, Wt, fives):
+    for c in range(0, Wt.shape[0], 4):
+        _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt)
+
+
+def _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt, fives):
+    for c in range(0, Wt.shape[0], 5):
+        _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt)
+
+
 @overload(_subtract_outer)
 def _subtract_outer_for(x0, x1, x2, x3, G, r, scale, Wt, fives):
     # As _add_logits: only the block size in use is compiled.
-    if isinstance(fives, types.NoneType):
-        return lambda x0, x1, x2, x3, G, r, scale, Wt, fives: _subtract_outer_by4(x0, x1, x2, x3, G, r, scale, Wt)
-    return lambda x0, x1, x2, x3, G, r, scale, Wt, fives: _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt)
+    return _subtract_outer_by4 if isinstance(fives, types.NoneType) else _subtract_outer_by5
 
 
 @_kernel

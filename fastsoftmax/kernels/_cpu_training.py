@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import platform
+from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -34,7 +35,7 @@ from numba.extending import intrinsic
 
 from ._cpu_threads import pool, thread_count
 from ._cpu_kernels import _CACHE_LINE, _block_logits, _kernel, _prefetch_rows, _rows_xent_grad, _scale_weights, \
-    _subtract_column_sums, _subtract_weights, item_pointer, round_up, softmax_scratch, class_blocks
+    _subtract_column_sums, _subtract_weights, item_pointer, round_up, softmax_scratch_size, class_blocks
 
 #: Fixed feature split: the most threads one run uses, and the same for every thread count.
 PANELS = 2
@@ -153,45 +154,54 @@ def _batch_gradient(Zp, b, y, rows, batch_size, C, gscale, G, Z, labels, scratch
     return _rows_xent_grad(Z, batch_size, C, labels, gscale, G, scratch)
 
 
+class ThreadBuffers(NamedTuple):
+    """One training thread's private scratch, allocated on the host (see :func:`thread_buffers`).
+
+    Private, each on cache lines of its own: rows of one shared array would
+    share lines, and every write would take the line from the other core.
+    Allocated outside the compiled loop because allocations there cost a cold
+    start about a second of compiling.
+    """
+
+    rows: np.ndarray     #: int64 ``[B4]``: the step's row indices, the padding to 4 repeating the last
+    G: np.ndarray        #: ``[Cp, B4]``, W's dtype: the gradient coefficients; columns past the batch stay 0
+    Z: np.ndarray        #: ``[Cp, B]``, W's dtype: the batch's logits, bias added
+    labels: np.ndarray   #: int64 ``[B]``: the batch's labels
+    scratch: np.ndarray  #: float64: the softmax scratch of :func:`softmax_scratch`
+    bias: np.ndarray     #: ``[1, Cp]``, W's dtype: this thread's copy of b
+    nobias: np.ndarray   #: ``[Cp]`` zeros: the panels' partial logits have no bias
+
+
 @_kernel
 def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay,
-                  losses, Zp, sync, Wa, b_avg, avg_weights, fives):
+                  losses, Zp, sync, Wa, b_avg, avg_weights, fives, buf):
     """Thread ``me`` of ``threads``: runs every step for panels me, me + threads, ...
 
     Wt ``[PANELS, Cp, Fp]`` is shared, each panel written by its owner only. Zp
     ``[2, PANELS, Cp, B4]`` (B4: the batch rounded up to 4) alternates between
     steps, so a thread starting the next step never overwrites partial logits
-    the other is still reading. The gradient, logits, row indices and a copy of
-    b are allocated here, private to the thread: rows of a shared array would
-    share cache lines, and each write would take the line from the other core.
+    the other is still reading. ``buf`` is the thread's own :class:`ThreadBuffers`.
     Thread 0 writes ``losses`` and, at the end, b. Returns the number of steps
     applied.
 
     Averaged SGD: after step s, when ``avg_weights[s]`` (W's dtype) is not 0, the
     running means move towards the new weights, ``Wa += (Wt - Wa) * avg_weights[s]``
-    (each panel by its owner) and ``b_avg`` likewise (by thread 0).
+    (each panel by its owner) and ``b_avg`` ``[1, Cp]`` likewise (by thread 0).
     """
     steps = losses.size
-    Cp, Fp = Wt.shape[1], Wt.shape[2]
-    B4 = Zp.shape[3]
-    nobias = np.zeros(Cp, Wt.dtype)
-    rows = np.zeros(B4, np.int64)
-    G = np.zeros((Cp, B4), Wt.dtype)  # columns past the batch stay 0: the update has no remainder code
-    Z = np.zeros((Cp, batch_size), Wt.dtype)
-    labels = np.zeros(batch_size, np.int64)
-    scratch = softmax_scratch(batch_size, Cp)
-    bias = b.copy()
+    Fp = Wt.shape[2]
+    bias = buf.bias[0]
     done = steps
     for s in range(steps):
         start = s * batch_size
         ahead = start + batch_size if s + 1 < steps else start
         step_Z = Zp[s % 2]
-        _batch_rows(order, start, batch_size, rows)
+        _batch_rows(order, start, batch_size, buf.rows)
         for p in range(me, PANELS, threads):
-            _block_logits(X, rows, batch_size, p * Fp, Wt[p], nobias, scale, step_Z[p], fives)
+            _block_logits(X, buf.rows, batch_size, p * Fp, Wt[p], buf.nobias, scale, step_Z[p], fives)
         _barrier(sync, me, threads, s + 1)
-        loss = _batch_gradient(step_Z, bias, y, rows, batch_size, C, rates[s] / batch_size,
-                               G, Z, labels, scratch, X, order, ahead, me, threads, Fp) / batch_size
+        loss = _batch_gradient(step_Z, bias, y, buf.rows, batch_size, C, rates[s] / batch_size,
+                               buf.G, buf.Z, buf.labels, buf.scratch, X, order, ahead, me, threads, Fp) / batch_size
         if me == 0:
             losses[s] = loss
         if not math.isfinite(loss):
@@ -200,24 +210,25 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
         for p in range(me, PANELS, threads):
             if weight_decay != 0.0:
                 _scale_weights(Wt[p], 1.0 - rates[s] * weight_decay)
-            _subtract_weights(X, rows, batch_size, p * Fp, G, scale, Wt[p], fives)
-        _subtract_column_sums(G, batch_size, bias)
+            _subtract_weights(X, buf.rows, batch_size, p * Fp, buf.G, scale, Wt[p], fives)
+        _subtract_column_sums(buf.G, batch_size, bias)
         if avg_weights[s] != 0:
             for p in range(me, PANELS, threads):
-                _move_towards(Wa[p].reshape(-1), Wt[p].reshape(-1), avg_weights[s])
+                _move_towards(Wa[p], Wt[p], avg_weights[s])
             if me == 0:
-                _move_towards(b_avg, bias, avg_weights[s])
+                _move_towards(b_avg, buf.bias, avg_weights[s])
     if me == 0:
-        _move_towards(b, bias, 1)  # b = bias, as a loop: a slice copy compiles numba's shape-error message, 2 s
+        for c in range(b.size):
+            b[c] = bias[c]
     return done
 
 
 @_kernel
 def _move_towards(mean, x, weight):
-    """``mean += (x - mean) * weight``, in mean's dtype: a running-mean update (weight 1 copies x)."""
-    w = mean.dtype.type(weight)
-    for i in range(mean.size):
-        mean[i] += (x[i] - mean[i]) * w
+    """``mean += (x - mean) * weight`` for 2-D arrays, in W's dtype: a running-mean update."""
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            mean[i, j] += (x[i, j] - mean[i, j]) * weight
 
 
 # ---------------------------------------------------------------- host side
@@ -233,7 +244,7 @@ def panel_width(n_features: int) -> int:
 
 
 def aligned_zeros(shape, dtype):
-    """Zeros whose first element sits on a cache line.
+    """Zeros on cache lines of their own: the first element starts a line, and no other array shares the last.
 
     NumPy aligns to 16 bytes. The kernels load 64 bytes at a time along rows
     that are a whole number of lines long (``Fp``), so an unaligned buffer splits
@@ -241,9 +252,20 @@ def aligned_zeros(shape, dtype):
     """
     dtype = np.dtype(dtype)
     count = int(np.prod(shape))
-    raw = np.zeros(count * dtype.itemsize + _CACHE_LINE, np.uint8)
+    raw = np.zeros(count * dtype.itemsize + 2 * _CACHE_LINE, np.uint8)
     skip = -raw.ctypes.data % _CACHE_LINE
     return raw[skip:skip + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def thread_buffers(b, batch_size):
+    """A training thread's :class:`ThreadBuffers`, for bias ``b`` ``[Cp]`` and batches of ``batch_size``."""
+    Cp, B4, dtype = b.size, round_up(batch_size, 4), b.dtype
+    bias = aligned_zeros((1, Cp), dtype)
+    bias[0] = b
+    return ThreadBuffers(rows=aligned_zeros(B4, np.int64), G=aligned_zeros((Cp, B4), dtype),
+                         Z=aligned_zeros((Cp, batch_size), dtype), labels=aligned_zeros(batch_size, np.int64),
+                         scratch=aligned_zeros(softmax_scratch_size(batch_size, Cp), np.float64),
+                         bias=bias, nobias=aligned_zeros(Cp, dtype))
 
 
 def to_panels(Wt):
@@ -277,16 +299,17 @@ def run(X, scale, y, Wt, b, C, order, batch_size, rates, weight_decay, losses, a
         average = (np.zeros((Cp, 0), Wt.dtype), np.zeros(Cp, Wt.dtype), np.zeros(losses.size, Wt.dtype))
     Wt_avg, b_avg, avg_weights = average
     avg_panels = to_panels(Wt_avg) if Wt_avg.shape[1] else np.zeros((PANELS, Cp, 0), Wt.dtype)
+    b_avg_row = b_avg.reshape(1, Cp)  # a view: the loop moves 2-D means
     args = (X, scale, y, panels, b, C, order, batch_size, rates, weight_decay)
-    fives = class_blocks(Cp)
+    run_args = (Zp, sync, avg_panels, b_avg_row, avg_weights, class_blocks(Cp))
+    buffers = [thread_buffers(b, batch_size) for _ in range(threads)]
 
     # Compile here, in this thread, before any helper starts: a helper whose
     # compilation failed would leave this thread waiting at the first barrier.
-    _train_worker(0, 1, *args, losses[:0], Zp, sync, avg_panels, b_avg, avg_weights, fives)
-    helpers = [pool().submit(_train_worker, me, threads, *args, losses, Zp, sync,
-                                     avg_panels, b_avg, avg_weights, fives)
+    _train_worker(0, 1, *args, losses[:0], *run_args, buffers[0])
+    helpers = [pool().submit(_train_worker, me, threads, *args, losses, *run_args, buffers[me])
                for me in range(1, threads)]
-    done = _train_worker(0, threads, *args, losses, Zp, sync, avg_panels, b_avg, avg_weights, fives)
+    done = _train_worker(0, threads, *args, losses, *run_args, buffers[0])
     for helper in helpers:
         if helper.result() != done:
             raise RuntimeError("training threads disagree on the number of steps")
