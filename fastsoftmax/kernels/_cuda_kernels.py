@@ -1,14 +1,43 @@
-"""The CUDA backend's kernels, apart from its wrappers (:mod:`fastsoftmax.kernels.cuda`).
+"""The CUDA backend's inference and gradient kernels, apart from its wrappers (:mod:`fastsoftmax.kernels.cuda`).
 
-Kept apart so that they can be compiled to PTX for a real GPU's architecture on
-a machine without one (``tests/test_cuda_ptx.py``): the simulator runs them as
-Python and cannot catch a kernel that types or lowers differently on a GPU.
-Importing this module needs numba-cuda but no GPU; see the wrappers' module
-for why the kernels are shaped as they are.
+Kept apart so that they can be compiled for a real GPU's architecture on a
+machine without one (``tests/test_cuda_resources.py``): the simulator runs them
+as Python and cannot catch a kernel that types, lowers or allocates registers
+differently on a GPU. Importing this module needs numba-cuda but no GPU.
+
+Two families of row kernels:
+
+* **Fast rows** (:func:`row_kernels`, up to :data:`FAST_CLASSES` classes): made
+  per class count, dtype and input packing by a cached factory, so the class
+  count is a compile-time constant and a row's ``C`` accumulators stay in
+  registers. :data:`LANES` lanes of a warp share a row (a warp holds
+  ``32 / LANES`` rows at once), each lane reading every ``LANES``-th 4-byte word
+  of it: uint8 rows whose width is a multiple of 4 are read as ``uint32`` words
+  of four pixels (784 pixels are 196 words), float rows one element per lane.
+  W is staged once per block in shared memory, in the same packing (class, byte
+  of the word, word), so the lanes of a row read consecutive banks; when it does
+  not fit (more than :data:`SHARED_W_BYTES`) the same layout is read from
+  global memory through L1. Lane partials are summed by an xor butterfly of
+  warp shuffles, which gives every lane of the row the same bits, so max,
+  log-sum-exp and argmax are computed redundantly by each lane with no further
+  exchange. The grid is persistent: :func:`blocks_per_sm` blocks per SM stride
+  over the rows. A row whose logits are not finite is flagged on the device
+  (``cuda.atomic.min`` of its index into ``bad[0]``); no host pass scans a result.
+* **Generic rows** (``_generic_*``, more classes, up to :data:`THREADS`): one
+  thread per ``(row, class)``, logits of a block's rows in shared memory.
+
+Nothing uses floating-point atomics, and every sum runs in a fixed order, so
+repeated runs give bitwise-identical results.
+
+The simulator has no warp shuffles: there the row sums exchange values through
+shared memory between block barriers, which is why every row loop
+has the same trip count for all threads of a block (rows past the end are
+computed on a repeated row and not written).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -18,35 +47,277 @@ from numba import cuda
 #: True when numba-cuda's simulator stands in for a GPU (NUMBA_ENABLE_CUDASIM=1).
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
 
-#: Threads per block of the row-parallel kernels; also the most classes supported.
+#: Threads per block of the generic row kernels and the gradient reduction; also the most classes supported.
 THREADS = 32 if SIMULATED else 256
-#: Threads of the single block that runs a training call.
-TRAIN_THREADS = 32 if SIMULATED else 1024
+#: Threads per block of the fast row kernels (two warps in the simulator, to exercise several per block).
+ROW_THREADS = 64 if SIMULATED else 256
+#: Lanes that share one row in the fast kernels (a power of two dividing 32).
+LANES = 8
+#: Rows a fast-kernel block works on at once.
+ROWS_PER_BLOCK = ROW_THREADS // LANES
+#: Most classes the fast kernels take; more go to the generic ones.
+FAST_CLASSES = 16
+#: Largest W staged in shared memory: the static limit, so no opt-in attribute is needed.
+SHARED_W_BYTES = 48 * 1024
 #: Rows per partial sum of the two-phase gradient reduction.
 CHUNK_ROWS = 16 if SIMULATED else 256
+#: Values each thread of the fixed-order sum takes before the block's tree.
+SUM_ITEMS = 4 if SIMULATED else 16
 #: Kernels are cached on disk like the CPU ones (not in the simulator, which compiles nothing).
-_JIT = dict(cache=not SIMULATED and os.environ.get("FASTSOFTMAX_NO_CACHE", "") in ("", "0"))
+CACHE = not SIMULATED and os.environ.get("FASTSOFTMAX_NO_CACHE", "") in ("", "0")
 
 
-# ---------------------------------------------------------------- device functions
+def jit_options(threads, blocks_per_sm=None, cache=CACHE):
+    """``cuda.jit`` options: launch bounds, so ptxas keeps registers within what the launch allows.
+
+    The simulator's ``jit`` takes none of them.
+    """
+    if SIMULATED:
+        return {}
+    bounds = threads if blocks_per_sm is None else (threads, blocks_per_sm)
+    return dict(launch_bounds=bounds, cache=cache)
 
 
-@cuda.jit(device=True)
-def _dot_row_class(X, i, W, c):
-    """``sum_f X[i, f] * W[f, c]`` in W's dtype (uint8 times float stays float)."""
+def device_function(fn):
+    """A device function, inlined on a GPU (the simulator's ``jit`` has no ``forceinline``)."""
+    return cuda.jit(device=True)(fn) if SIMULATED else cuda.jit(device=True, forceinline=True)(fn)
+
+
+#: Shared scratch of the simulator's stand-in for warp shuffles, ``[threads, classes]`` (one slot on a GPU, unused).
+EXCHANGE = (ROW_THREADS, FAST_CLASSES) if SIMULATED else (1, 1)
+
+
+@device_function
+def _row_sum(value):
+    """Sum over the LANES lanes of a row by an xor butterfly of warp shuffles. Every lane
+    gets the same bits: each level adds the same two numbers on both lanes of a pair."""
+    value += cuda.shfl_xor_sync(0xFFFFFFFF, value, 4)
+    value += cuda.shfl_xor_sync(0xFFFFFFFF, value, 2)
+    value += cuda.shfl_xor_sync(0xFFFFFFFF, value, 1)
+    return value
+
+
+def blocks_per_sm(n_classes, dtype_name):
+    """Resident blocks per SM that a fast kernel's launch bounds promise, and so its register
+    budget (65536 / (ROW_THREADS * blocks)): float32 rows fit 64 registers a thread (4 blocks
+    of 256), float64 logits take twice as many, and from 13 classes on more again (checked
+    by ``tests/test_cuda_resources.py``: no spills)."""
+    if dtype_name == "float32":
+        return 4
+    return 2 if n_classes <= 12 else 1
+
+
+def packing(x_dtype, n_features):
+    """Pixels per 4-byte word the fast kernels read: 4 for uint8 rows of a multiple of 4, else 1."""
+    return 4 if np.dtype(x_dtype) == np.uint8 and n_features % 4 == 0 else 1
+
+
+def packed_weights(W, pack):
+    """W ``[F, C]`` laid out as the fast kernels read it: ``[C, pack, F / pack]``, flattened."""
+    F, C = W.shape
+    return np.ascontiguousarray(W.reshape(F // pack, pack, C).transpose(2, 1, 0)).reshape(-1)
+
+
+def stages_weights(n_features, n_classes, dtype):
+    return n_features * n_classes * np.dtype(dtype).itemsize <= SHARED_W_BYTES
+
+
+@functools.lru_cache(maxsize=None)
+def row_kernels(n_classes, dtype_name, pack, staged):
+    """The fast row kernels for ``n_classes`` classes of ``dtype_name`` and ``pack`` pixels a word.
+
+    Returns ``(forward, predict, loss, grad)``, each taking ``(X, scale, WT, b, ..., bad)``
+    with X as ``[N, F / pack]`` words, WT from :func:`packed_weights` and, when
+    ``staged``, ``WT.nbytes`` of dynamic shared memory at launch.
+    """
+    C, P = int(n_classes), int(pack)
+    DT = np.dtype(dtype_name).type  # casts, and local arrays
+    SHARED_DT = np.dtype(dtype_name)  # the simulator's dynamic shared array wants a dtype instance
+    options = jit_options(ROW_THREADS, blocks_per_sm(C, dtype_name), cache=False)
+
+    if P == 4:
+        @device_function
+        def pixel(word, k):
+            return DT((word >> (8 * k)) & 0xFF)
+    else:
+        @device_function
+        def pixel(word, k):
+            return DT(word)
+
+    # A device function cannot return a shared array, so W is read through `weight`,
+    # from shared memory when staged and from global memory otherwise.
+    if staged:
+        @device_function
+        def stage(WT, sW):
+            for i in range(cuda.threadIdx.x, WT.shape[0], cuda.blockDim.x):
+                sW[i] = WT[i]
+            cuda.syncthreads()
+
+        @device_function
+        def weight(WT, sW, i):
+            return sW[i]
+    else:
+        @device_function
+        def stage(WT, sW):
+            pass
+
+        @device_function
+        def weight(WT, sW, i):
+            return WT[i]
+
+    if SIMULATED:
+        @device_function
+        def row_sums(z, exchange):
+            """The simulator has no warp shuffles: the same butterfly through shared memory,
+            all classes at once between two block barriers."""
+            t = cuda.threadIdx.x
+            for offset in (4, 2, 1):
+                cuda.syncthreads()
+                for c in range(C):
+                    exchange[t, c] = z[c]
+                cuda.syncthreads()
+                for c in range(C):
+                    z[c] += exchange[t ^ offset, c]
+    else:
+        @device_function
+        def row_sums(z, exchange):
+            for c in range(C):
+                z[c] = _row_sum(z[c])
+
+    @device_function
+    def row_logits(X, row, scale, WT, sW, b, exchange, z):
+        """``z[c]`` = logits of ``row``, the same on every lane of the row."""
+        words = X.shape[1]
+        sub = cuda.threadIdx.x % LANES
+        for c in range(C):
+            z[c] = DT(0)
+        for j in range(sub, words, LANES):
+            word = X[row, j]
+            for k in range(P):
+                x = pixel(word, k)
+                for c in range(C):
+                    z[c] += x * weight(WT, sW, (c * P + k) * words + j)
+        row_sums(z, exchange)
+        for c in range(C):
+            z[c] = z[c] * scale + b[c]
+
+    @device_function
+    def log_sum_exp(z):
+        """(lse, finite) of a row's logits."""
+        m = z[0]
+        finite = math.isfinite(z[0])
+        for c in range(1, C):
+            m = max(m, z[c])
+            finite = finite and math.isfinite(z[c])
+        s = DT(0)
+        for c in range(C):
+            s += math.exp(z[c] - m)
+        return m + math.log(s), finite
+
+    @device_function
+    def pick(z, label):
+        """``z[label]`` for finite logits, as a sum of products: a select between the loads
+        would be folded into a load from a runtime index, which puts z in local memory."""
+        value = DT(0)
+        for c in range(C):
+            value += z[c] * DT(1 if c == label else 0)
+        return value
+
+    @cuda.jit(**options)
+    def forward(X, scale, WT, b, out, bad):
+        sW = cuda.shared.array(0, SHARED_DT)
+        stage(WT, sW)
+        exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
+        z = cuda.local.array(C, DT)
+        sub = cuda.threadIdx.x % LANES
+        n = X.shape[0]
+        for first in range(cuda.blockIdx.x * ROWS_PER_BLOCK, n, cuda.gridDim.x * ROWS_PER_BLOCK):
+            row = first + cuda.threadIdx.x // LANES
+            row_logits(X, min(row, n - 1), scale, WT, sW, b, exchange, z)
+            if row < n:
+                lse, finite = log_sum_exp(z)
+                if not finite and sub == 0:
+                    cuda.atomic.min(bad, 0, row)
+                for c in range(C):
+                    if c % LANES == sub:
+                        out[row, c] = math.exp(z[c] - lse)
+
+    @cuda.jit(**options)
+    def predict(X, scale, WT, b, out, bad):
+        sW = cuda.shared.array(0, SHARED_DT)
+        stage(WT, sW)
+        exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
+        z = cuda.local.array(C, DT)
+        n = X.shape[0]
+        for first in range(cuda.blockIdx.x * ROWS_PER_BLOCK, n, cuda.gridDim.x * ROWS_PER_BLOCK):
+            row = first + cuda.threadIdx.x // LANES
+            row_logits(X, min(row, n - 1), scale, WT, sW, b, exchange, z)
+            if row < n and cuda.threadIdx.x % LANES == 0:
+                best, top, finite = 0, z[0], math.isfinite(z[0])
+                for c in range(1, C):
+                    finite = finite and math.isfinite(z[c])
+                    if z[c] > top:  # the first maximum, as numpy's argmax
+                        best, top = c, z[c]
+                if not finite:
+                    best = -1
+                    cuda.atomic.min(bad, 0, row)
+                out[row] = best
+
+    @cuda.jit(**options)
+    def loss(X, scale, WT, b, y, row_loss, bad):
+        sW = cuda.shared.array(0, SHARED_DT)
+        stage(WT, sW)
+        exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
+        z = cuda.local.array(C, DT)
+        n = X.shape[0]
+        for first in range(cuda.blockIdx.x * ROWS_PER_BLOCK, n, cuda.gridDim.x * ROWS_PER_BLOCK):
+            row = first + cuda.threadIdx.x // LANES
+            row_logits(X, min(row, n - 1), scale, WT, sW, b, exchange, z)
+            if row < n and cuda.threadIdx.x % LANES == 0:
+                lse, finite = log_sum_exp(z)
+                if not finite:
+                    cuda.atomic.min(bad, 0, row)
+                row_loss[row] = lse - pick(z, y[row])
+
+    @cuda.jit(**options)
+    def grad(X, scale, WT, b, y, gscale, G, row_loss, bad):
+        """``G[row] = gscale * (softmax - onehot)`` and each row's loss."""
+        sW = cuda.shared.array(0, SHARED_DT)
+        stage(WT, sW)
+        exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
+        z = cuda.local.array(C, DT)
+        sub = cuda.threadIdx.x % LANES
+        n = X.shape[0]
+        for first in range(cuda.blockIdx.x * ROWS_PER_BLOCK, n, cuda.gridDim.x * ROWS_PER_BLOCK):
+            row = first + cuda.threadIdx.x // LANES
+            row_logits(X, min(row, n - 1), scale, WT, sW, b, exchange, z)
+            if row < n:
+                label = y[row]
+                lse, finite = log_sum_exp(z)
+                if sub == 0:
+                    if not finite:
+                        cuda.atomic.min(bad, 0, row)
+                    row_loss[row] = lse - pick(z, label)
+                for c in range(C):
+                    if c % LANES == sub:
+                        G[row, c] = gscale * (math.exp(z[c] - lse) - (1.0 if c == label else 0.0))
+
+    return forward, predict, loss, grad
+
+
+# ---------------------------------------------------------------- generic rows (more classes)
+
+
+@device_function
+def _logit(X, i, scale, W, b, c):
+    # Pixels are scaled once per dot product rather than once per element.
     acc = X[i, 0] * W[0, c]
     for f in range(1, X.shape[1]):
         acc += X[i, f] * W[f, c]
-    return acc
+    return acc * scale + b[c]
 
 
-@cuda.jit(device=True)
-def _logit(X, i, scale, W, b, c):
-    # Pixels are scaled once per dot product rather than once per element.
-    return _dot_row_class(X, i, W, c) * scale + b[c]
-
-
-@cuda.jit(device=True)
+@device_function
 def _lse(z, first, C):
     """log-sum-exp of ``z[first:first + C]``."""
     m = z[first]
@@ -58,7 +329,15 @@ def _lse(z, first, C):
     return m + math.log(s)
 
 
-@cuda.jit(device=True)
+@device_function
+def _finite(z, first, C):
+    for c in range(C):
+        if not math.isfinite(z[first + c]):
+            return False
+    return True
+
+
+@device_function
 def _block_logits(X, scale, W, b, z):
     """Logits of this block's rows into shared ``z`` (thread t: row t // C, class t % C).
 
@@ -77,42 +356,44 @@ def _block_logits(X, scale, W, b, z):
     return row, c, r_local * C, active
 
 
-# ---------------------------------------------------------------- kernels
-
-
-@cuda.jit(**_JIT)
-def _forward_kernel(X, scale, W, b, out):
+@cuda.jit(**jit_options(THREADS))
+def _generic_forward_kernel(X, scale, W, b, out, bad):
     z = cuda.shared.array(THREADS, np.float64)
     row, c, first, active = _block_logits(X, scale, W, b, z)
     if active:
         out[row, c] = math.exp(z[first + c] - _lse(z, first, W.shape[1]))
+        if c == 0 and not _finite(z, first, W.shape[1]):
+            cuda.atomic.min(bad, 0, row)
 
 
-@cuda.jit(**_JIT)
-def _predict_kernel(X, scale, W, b, out):
+@cuda.jit(**jit_options(THREADS))
+def _generic_predict_kernel(X, scale, W, b, out, bad):
     z = cuda.shared.array(THREADS, np.float64)
     row, c, first, active = _block_logits(X, scale, W, b, z)
     if active and c == 0:
         best = 0
         for k in range(W.shape[1]):
             if not math.isfinite(z[first + k]):
-                best = -1  # flagged: the wrapper raises, naming the row
+                best = -1
+                cuda.atomic.min(bad, 0, row)
                 break
             if z[first + k] > z[first + best]:
                 best = k
         out[row] = best
 
 
-@cuda.jit(**_JIT)
-def _row_loss_kernel(X, scale, y, W, b, row_loss):
+@cuda.jit(**jit_options(THREADS))
+def _generic_loss_kernel(X, scale, W, b, y, row_loss, bad):
     z = cuda.shared.array(THREADS, np.float64)
     row, c, first, active = _block_logits(X, scale, W, b, z)
     if active and c == 0:
+        if not _finite(z, first, W.shape[1]):
+            cuda.atomic.min(bad, 0, row)
         row_loss[row] = _lse(z, first, W.shape[1]) - z[first + y[row]]
 
 
-@cuda.jit(**_JIT)
-def _row_grad_kernel(X, scale, y, W, b, gscale, G, row_loss):
+@cuda.jit(**jit_options(THREADS))
+def _generic_grad_kernel(X, scale, W, b, y, gscale, G, row_loss, bad):
     """``G[row] = gscale * (softmax - onehot)`` and each row's loss."""
     z = cuda.shared.array(THREADS, np.float64)
     row, c, first, active = _block_logits(X, scale, W, b, z)
@@ -121,96 +402,80 @@ def _row_grad_kernel(X, scale, y, W, b, gscale, G, row_loss):
         lse = _lse(z, first, W.shape[1])
         G[row, c] = gscale * (math.exp(z[first + c] - lse) - (1.0 if c == label else 0.0))
         if c == 0:
+            if not _finite(z, first, W.shape[1]):
+                cuda.atomic.min(bad, 0, row)
             row_loss[row] = lse - z[first + label]
 
 
-@cuda.jit(**_JIT)
+# ---------------------------------------------------------------- reductions and updates
+
+
+@cuda.jit(**jit_options(THREADS))
 def _partial_grad_kernel(X, scale, G, partial_W, partial_b):
-    """Phase one: ``partial_W[k] = X[chunk k].T @ G[chunk k]``; grid (elements of W, chunks)."""
-    F, C = partial_W.shape[1], partial_W.shape[2]
-    e = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    k = cuda.blockIdx.y
-    start = k * CHUNK_ROWS
-    stop = min(start + CHUNK_ROWS, X.shape[0])
-    if e < F * C:
-        f = e // C
-        c = e - f * C
-        acc = X[start, f] * G[start, c]
-        for r in range(start + 1, stop):
-            acc += X[r, f] * G[r, c]
-        partial_W[k, f, c] = acc * scale
-    if e < C:
-        acc = G[start, e]
-        for r in range(start + 1, stop):
-            acc += G[r, e]
-        partial_b[k, e] = acc
+    """Phase one: ``partial_W[k] = X[chunk k].T @ G[chunk k]``.
+
+    A one-dimensional grid strides over (chunk, block of W's elements) pairs, so
+    no grid dimension grows with the row count (grid y stops at 65,535).
+    """
+    chunks, F, C = partial_W.shape[0], partial_W.shape[1], partial_W.shape[2]
+    per_chunk = (F * C + cuda.blockDim.x - 1) // cuda.blockDim.x
+    for item in range(cuda.blockIdx.x, chunks * per_chunk, cuda.gridDim.x):
+        k = item // per_chunk
+        e = (item - k * per_chunk) * cuda.blockDim.x + cuda.threadIdx.x
+        start = k * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, X.shape[0])
+        if e < F * C:
+            f = e // C
+            c = e - f * C
+            acc = X[start, f] * G[start, c]
+            for r in range(start + 1, stop):
+                acc += X[r, f] * G[r, c]
+            partial_W[k, f, c] = acc * scale
+        if e < C:
+            acc = G[start, e]
+            for r in range(start + 1, stop):
+                acc += G[r, e]
+            partial_b[k, e] = acc
 
 
-@cuda.jit(**_JIT)
+@cuda.jit(**jit_options(THREADS))
 def _sum_chunks_kernel(partial, out):
-    """Phase two: ``out[j] = sum_k partial[k, j]`` in chunk order (flattened views)."""
-    j = cuda.grid(1)
-    if j < out.shape[0]:
+    """Phase two: ``out[j] = sum_k partial[k, j]`` in chunk order (flattened views), grid-stride."""
+    for j in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         acc = partial[0, j]
         for k in range(1, partial.shape[0]):
             acc += partial[k, j]
         out[j] = acc
 
 
-@cuda.jit(**_JIT)
-def _axpy_kernel(y, x, a):
-    i = cuda.grid(1)
-    if i < y.shape[0]:
-        y[i] += a * x[i]
+@cuda.jit(**jit_options(THREADS))
+def _block_sums_kernel(values, sums):
+    """``sums[k]`` = sum of ``values[k * THREADS * SUM_ITEMS:]``'s chunk, in a fixed order.
 
-
-@cuda.jit(**_JIT)
-def _train_kernel(X, scale, y, W, b, order, batch_size, rates, weight_decay, losses, G, row_loss, done):
-    """Every step of a call in one block. Phases per step, separated by barriers:
-    logits of the batch into G; G turned into scaled gradient rows and row losses;
-    the mean loss checked by thread 0; W and b updated, one element per thread per pass.
+    Thread t adds elements t, t + THREADS, ... of the chunk, then the block adds
+    the threads' sums by a tree; neither order depends on the grid.
     """
-    F, C = W.shape[0], W.shape[1]
-    tid = cuda.threadIdx.x
-    threads = cuda.blockDim.x
-    finite = cuda.shared.array(1, np.int32)
-    for s in range(losses.shape[0]):
-        start = s * batch_size
-        for o in range(tid, batch_size * C, threads):
-            r = o // C
-            c = o - r * C
-            G[r, c] = _logit(X, order[start + r], scale, W, b, c)
+    part = cuda.shared.array(THREADS, np.float64)
+    t = cuda.threadIdx.x
+    chunk = THREADS * SUM_ITEMS
+    for k in range(cuda.blockIdx.x, sums.shape[0], cuda.gridDim.x):
+        acc = 0.0
+        for i in range(k * chunk + t, min(k * chunk + chunk, values.shape[0]), THREADS):
+            acc += values[i]
+        part[t] = acc
         cuda.syncthreads()
-        gscale = rates[s] / batch_size
-        for r in range(tid, batch_size, threads):
-            lse = _lse(G[r], 0, C)
-            label = y[order[start + r]]
-            row_loss[r] = lse - G[r, label]
-            for c in range(C):
-                G[r, c] = gscale * math.exp(G[r, c] - lse)
-            G[r, label] -= gscale
+        width = THREADS // 2
+        while width > 0:
+            if t < width:
+                part[t] += part[t + width]
+            cuda.syncthreads()
+            width //= 2
+        if t == 0:
+            sums[k] = part[0]
         cuda.syncthreads()
-        if tid == 0:
-            total = 0.0
-            for r in range(batch_size):
-                total += row_loss[r]
-            losses[s] = total / batch_size
-            finite[0] = 1 if math.isfinite(losses[s]) else 0
-            done[0] = s + finite[0]
-        cuda.syncthreads()
-        if finite[0] == 0:
-            return  # every thread sees the same flag, so the whole block leaves together
-        keep = 1.0 - rates[s] * weight_decay
-        for e in range(tid, F * C, threads):
-            f = e // C
-            c = e - f * C
-            acc = X[order[start], f] * G[0, c]
-            for r in range(1, batch_size):
-                acc += X[order[start + r], f] * G[r, c]
-            W[f, c] = W[f, c] * keep - acc * scale
-        for c in range(tid, C, threads):
-            acc = G[0, c]
-            for r in range(1, batch_size):
-                acc += G[r, c]
-            b[c] -= acc
-        cuda.syncthreads()
+
+
+@cuda.jit(**jit_options(THREADS))
+def _axpy_kernel(y, x, a):
+    for i in range(cuda.grid(1), y.shape[0], cuda.gridsize(1)):
+        y[i] += a * x[i]

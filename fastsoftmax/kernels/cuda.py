@@ -11,28 +11,27 @@ to get it when neither a usable GPU nor the simulator (``NUMBA_ENABLE_CUDASIM=1`
 is there; :func:`fastsoftmax.kernels.get_backend` turns that into
 :class:`~fastsoftmax.errors.BackendUnavailableError`.
 
-How the kernels are shaped, and why:
+How the kernels are shaped, and why: see :mod:`._cuda_kernels` (inference and
+gradients: lanes of a warp per row, W staged in shared memory, the class count a
+compile-time constant, warp-shuffle sums, a persistent grid) and
+:mod:`._cuda_training` (SGD: W's features split across blocks, one grid-wide
+barrier a step, every block computing the same softmax). Every sum runs in a
+fixed order, so repeated runs give bitwise-identical results; non-finite rows are
+flagged on the device, so no call scans its result on the host.
 
-* One thread per output ``(row, class)``: the threads of a warp read the same
-  input row (a broadcast) and consecutive classes of ``W [F, C]`` (coalesced), so
-  W stays in W's natural layout and in L1.
-* The fused forward keeps each block's logits in shared memory (float64, so
-  the softmax is computed in double whatever W's dtype), and writes only
-  probabilities, labels or per-row losses.
-* Nothing uses floating-point atomics. Every sum runs in a fixed order: per-row
-  losses are summed on the host, the weight gradient is reduced in two phases
-  (fixed chunks of rows, then the chunks in order), so repeated runs give
-  bitwise-identical results.
-* Training runs a whole call's steps in *one* launch of *one* block: the steps
-  are sequential, a block-wide barrier is the cheapest global synchronisation
-  there is, and W, b, the data and the batch order stay on the device with no
-  host round trip per step. (A grid-wide version using cooperative launches
-  would use more than one SM; it has not been measured, see CONTRIBUTING.md.)
-* The simulator runs each GPU thread as a Python thread, so blocks there are 32
-  threads and tests use small shapes.
+Which training path runs where: on a GPU, one cooperative launch for the whole
+call (``_train_cooperative_kernel``, as many blocks as :data:`TRAIN_BLOCKS`, the
+features and ``max_cooperative_grid_blocks`` allow); in the simulator, which runs
+cooperative grids as one block, the same kernel with one block. The per-step
+path (two launches a step, any number of blocks) is the GPU's fallback when a
+cooperative launch is refused, and what the tests use to check the split across
+blocks in the simulator.
 """
 
 from __future__ import annotations
+
+import functools
+import warnings
 
 import numpy as np
 
@@ -42,11 +41,21 @@ from . import _checks
 
 try:
     from numba import cuda
-
-    from ._cuda_kernels import SIMULATED
-except ImportError as exc:  # numba-cuda not installed
+except ImportError as exc:  # numba not installed
     raise ImportError("the CUDA backend needs numba-cuda: pip install 'fastsoftmax[cuda]' "
                       f"(or set NUMBA_ENABLE_CUDASIM=1 with it installed to simulate a GPU) [{exc}]") from exc
+
+# numba 0.61-0.68 without numba-cuda still has numba's own, deprecated CUDA target under
+# the same name; only numba-cuda's says it is NVIDIA's.
+if getattr(cuda, "implementation", None) != "NVIDIA":
+    raise ImportError("the CUDA backend needs numba-cuda, and only numba's own deprecated CUDA target "
+                      "is installed: pip install 'fastsoftmax[cuda]' (or set NUMBA_ENABLE_CUDASIM=1 "
+                      "with numba-cuda installed to simulate a GPU)")
+
+try:
+    from ._cuda_kernels import SIMULATED
+except ImportError as exc:  # numba-cuda installed only in part
+    raise ImportError(f"the CUDA backend needs numba-cuda: pip install 'fastsoftmax[cuda]' [{exc}]") from exc
 
 
 def _device_problem():
@@ -68,8 +77,34 @@ if _PROBLEM:
 
 
 from ._cuda_kernels import (  # noqa: E402  (only once a device, real or simulated, is known to be there)
-    CHUNK_ROWS, THREADS, TRAIN_THREADS, _axpy_kernel, _forward_kernel, _partial_grad_kernel,
-    _predict_kernel, _row_grad_kernel, _row_loss_kernel, _sum_chunks_kernel, _train_kernel)
+    CHUNK_ROWS, FAST_CLASSES, ROW_THREADS, ROWS_PER_BLOCK, SUM_ITEMS, THREADS, _axpy_kernel,
+    _block_sums_kernel, _generic_forward_kernel, _generic_grad_kernel, _generic_loss_kernel,
+    _generic_predict_kernel, _partial_grad_kernel, _sum_chunks_kernel, blocks_per_sm, packed_weights, packing, row_kernels,
+    stages_weights)
+from ._cuda_training import (  # noqa: E402
+    TRAIN_BLOCKS, TRAIN_THREADS, _train_cooperative_kernel, _train_parts_kernel, _train_update_kernel)
+
+_PERFORMANCE_WARNINGS = []
+for _module in ("numba.cuda.core.errors", "numba.core.errors"):
+    try:
+        _PERFORMANCE_WARNINGS.append(__import__(_module, fromlist=["x"]).NumbaPerformanceWarning)
+    except (ImportError, AttributeError):
+        pass
+
+
+def _launch(kernel, blocks, threads, *args, sharedmem=0):
+    """Launch without numba's grid-size warning: small grids here are sized on purpose
+    (a few rows, the cooperative limit), and big ones are already persistent."""
+    with warnings.catch_warnings():
+        for category in _PERFORMANCE_WARNINGS:
+            warnings.simplefilter("ignore", category)
+        kernel[blocks, threads, 0, sharedmem](*args)
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count() -> int:
+    """Streaming multiprocessors of the device (one in the simulator, so its grids stride)."""
+    return 1 if SIMULATED else int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
 
 
 def device_description() -> str:
@@ -136,22 +171,63 @@ def _labels(y, n_rows, n_classes):
     return cuda.to_device(_checks.labels(y, n_rows, n_classes))
 
 
-def _prepare(X, W, b):
-    """Validate; return (device X, N, scale in W's dtype, device W, device b, C)."""
-    F, C, dtype = _checks.weights(W, b)
-    if C > THREADS:
-        raise InputError(f"the CUDA backend supports at most {THREADS} classes, W has {C}")
-    dX, N, xdtype = _inputs(X, F, dtype)
-    scale = dtype.type(PIXEL_SCALE if xdtype == np.uint8 else 1.0)
-    return dX, N, scale, cuda.to_device(W), cuda.to_device(b), C
+class _Rows:
+    """A validated inference call: device X and W, and how the row kernels read them."""
 
+    def __init__(self, X, W, b):
+        F, C, dtype = _checks.weights(W, b)
+        if C > THREADS:
+            raise InputError(f"the CUDA backend supports at most {THREADS} classes, W has {C}")
+        self.X, self.n, xdtype = _inputs(X, F, dtype)
+        self.F, self.C, self.dtype = F, C, dtype
+        self.scale = dtype.type(PIXEL_SCALE if xdtype == np.uint8 else 1.0)
+        self.b = cuda.to_device(b)
+        self.bad = cuda.to_device(np.array([self.n], np.int64))  # first row with non-finite logits
+        self.fast = C <= FAST_CLASSES
+        if self.fast:
+            pack = packing(xdtype, F)
+            staged = stages_weights(F, C, dtype)
+            self.kernels = row_kernels(C, dtype.name, pack, staged)
+            self.WT = cuda.to_device(packed_weights(W, pack))
+            self.words = self.X.view(np.uint32) if pack == 4 else self.X
+            self.sharedmem = self.WT.nbytes if staged else 0
+            groups = (self.n + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK
+            self.grid = max(1, min(groups, _sm_count() * blocks_per_sm(C, dtype.name)))  # persistent: blocks stride over rows
+        else:
+            self.W = cuda.to_device(W)
+            self.grid = (self.n + THREADS // C - 1) // (THREADS // C)
 
-def _row_blocks(N, C):
-    return (N + THREADS // C - 1) // (THREADS // C)
+    def launch(self, which, *args):
+        """Run the fast or the generic kernel ``which`` ("forward", "predict", "loss", "grad") on
+        ``(X, scale, W, b, *args, bad)``."""
+        if self.fast:
+            kernel = self.kernels[("forward", "predict", "loss", "grad").index(which)]
+            _launch(kernel, self.grid, ROW_THREADS, self.words, self.scale, self.WT, self.b, *args, self.bad,
+                    sharedmem=self.sharedmem)
+        else:
+            kernel = {"forward": _generic_forward_kernel, "predict": _generic_predict_kernel,
+                      "loss": _generic_loss_kernel, "grad": _generic_grad_kernel}[which]
+            _launch(kernel, self.grid, THREADS, self.X, self.scale, self.W, self.b, *args, self.bad)
+
+    def check(self):
+        """Raise, naming the first row, if a kernel flagged non-finite logits."""
+        row = int(self.bad.copy_to_host()[0])
+        if row < self.n:
+            raise InputError(_checks._nonfinite_message(row, self.dtype))
 
 
 def _blocks(n, threads=THREADS):
-    return max(1, (n + threads - 1) // threads)
+    return max(1, min((n + threads - 1) // threads, _sm_count() * 8))
+
+
+def _device_sum(values) -> float:
+    """Sum of a device float64 vector in a fixed order (chunks, then chunks of chunk sums)."""
+    chunk = THREADS * SUM_ITEMS
+    while values.shape[0] > 1:
+        sums = cuda.device_array((values.shape[0] + chunk - 1) // chunk, np.float64)
+        _launch(_block_sums_kernel, _blocks(sums.shape[0], 1), THREADS, values, sums)
+        values = sums
+    return float(values.copy_to_host()[0])
 
 
 # ---------------------------------------------------------------- public wrappers
@@ -159,53 +235,58 @@ def _blocks(n, threads=THREADS):
 
 def forward(X, W, b, out=None):
     """Class probabilities ``softmax(X W + b)``; see :func:`fastsoftmax.kernels.reference.forward`."""
-    dX, N, scale, dW, db, C = _prepare(X, W, b)
-    out = _checks.output(out, (N, C), W.dtype)
-    d_out = cuda.device_array((N, C), W.dtype)
-    _forward_kernel[_row_blocks(N, C), THREADS](dX, scale, dW, db, d_out)
+    rows = _Rows(X, W, b)
+    out = _checks.output(out, (rows.n, rows.C), W.dtype)
+    d_out = cuda.device_array((rows.n, rows.C), W.dtype)
+    rows.launch("forward", d_out)
+    rows.check()
     d_out.copy_to_host(out)
-    return _checks.finite_probabilities(out, W.dtype)
+    return out
 
 
 def predict(X, W, b, out=None):
     """Most probable class of each row (int64 ``[N]``); see the reference."""
-    dX, N, scale, dW, db, C = _prepare(X, W, b)
-    out = _checks.output(out, (N,), np.int64)
-    d_out = cuda.device_array(N, np.int64)
-    _predict_kernel[_row_blocks(N, C), THREADS](dX, scale, dW, db, d_out)
+    rows = _Rows(X, W, b)
+    out = _checks.output(out, (rows.n,), np.int64)
+    d_out = cuda.device_array(rows.n, np.int64)
+    rows.launch("predict", d_out)
+    rows.check()
     d_out.copy_to_host(out)
-    return _checks.finite_labels(out, W.dtype)
+    return out
 
 
 def xent_loss(X, y, W, b):
-    """Mean cross-entropy from logits; see the reference. Row losses are summed on the host, in order."""
-    dX, N, scale, dW, db, C = _prepare(X, W, b)
-    dy = _labels(y, N, C)
-    row_loss = cuda.device_array(N, np.float64)
-    _row_loss_kernel[_row_blocks(N, C), THREADS](dX, scale, dy, dW, db, row_loss)
-    return _checks.finite_loss(float(row_loss.copy_to_host().sum() / N), W.dtype)
+    """Mean cross-entropy from logits; see the reference. Row losses are summed on the device, in a fixed order."""
+    rows = _Rows(X, W, b)
+    dy = _labels(y, rows.n, rows.C)
+    row_loss = cuda.device_array(rows.n, np.float64)
+    rows.launch("loss", dy, row_loss)
+    rows.check()
+    return _checks.finite_loss(_device_sum(row_loss) / rows.n, W.dtype)
 
 
 def xent_grad(X, y, W, b, dW=None, db=None):
     """Mean cross-entropy and its gradient ``(dW [F, C], db [C])``, reduced in a fixed order."""
-    dX, N, scale, d_W, d_b, C = _prepare(X, W, b)
-    F = W.shape[0]
+    rows = _Rows(X, W, b)
+    F, C, N = rows.F, rows.C, rows.n
     dy = _labels(y, N, C)
     dW = _checks.output(dW, (F, C), W.dtype, "dW")
     db = _checks.output(db, (C,), W.dtype, "db")
     G = cuda.device_array((N, C), W.dtype)
     row_loss = cuda.device_array(N, np.float64)
-    _row_grad_kernel[_row_blocks(N, C), THREADS](dX, scale, dy, d_W, d_b, 1.0 / N, G, row_loss)
+    rows.launch("grad", dy, W.dtype.type(1.0 / N), G, row_loss)
+    rows.check()
     chunks = (N + CHUNK_ROWS - 1) // CHUNK_ROWS
     partial_W = cuda.device_array((chunks, F, C), W.dtype)
     partial_b = cuda.device_array((chunks, C), W.dtype)
-    _partial_grad_kernel[(_blocks(F * C), chunks), THREADS](dX, scale, G, partial_W, partial_b)
+    _launch(_partial_grad_kernel, _blocks(chunks * ((F * C + THREADS - 1) // THREADS), 1), THREADS,
+            rows.X, rows.scale, G, partial_W, partial_b)
     d_dW, d_db = cuda.device_array(F * C, W.dtype), cuda.device_array(C, W.dtype)
-    _sum_chunks_kernel[_blocks(F * C), THREADS](partial_W.reshape(chunks, F * C), d_dW)
-    _sum_chunks_kernel[_blocks(C), THREADS](partial_b, d_db)
-    dW[...] = d_dW.copy_to_host().reshape(F, C)
+    _launch(_sum_chunks_kernel, _blocks(F * C), THREADS, partial_W.reshape(chunks, F * C), d_dW)
+    _launch(_sum_chunks_kernel, _blocks(C), THREADS, partial_b, d_db)
+    d_dW.copy_to_host(dW.reshape(-1))
     d_db.copy_to_host(db)
-    return _checks.finite_loss(float(row_loss.copy_to_host().sum() / N), W.dtype), dW, db
+    return _checks.finite_loss(_device_sum(row_loss) / N, W.dtype), dW, db
 
 
 def sgd_step(W, b, dW, db, learning_rate):
@@ -213,8 +294,8 @@ def sgd_step(W, b, dW, db, learning_rate):
     learning_rate = _checks.sgd_arguments(W, b, dW, db, learning_rate)
     for target, grad in ((W.reshape(-1), dW.reshape(-1)), (b, db)):
         d_target = cuda.to_device(target)
-        _axpy_kernel[_blocks(target.size), THREADS](d_target, cuda.to_device(np.ascontiguousarray(grad)),
-                                                     W.dtype.type(-learning_rate))
+        _launch(_axpy_kernel, _blocks(target.size), THREADS, d_target,
+                cuda.to_device(np.ascontiguousarray(grad)), W.dtype.type(-learning_rate))
         d_target.copy_to_host(target)
 
 
@@ -223,28 +304,83 @@ def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
     return _checks.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
 
 
-def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None):
-    """All SGD steps of a call in one kernel launch; see :func:`fastsoftmax.kernels.reference.train_steps`.
+def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None):
+    """All SGD steps of a call on the device; see :func:`fastsoftmax.kernels.reference.train_steps`.
 
     ``X`` and ``y`` may be :class:`OnDevice` stand-ins from :func:`stage`, so a
-    fit made of several calls copies its data to the device once.
+    fit made of several calls copies its data to the device once. ``average``
+    keeps the running weight average exactly as the reference does.
     """
-    dX, N, scale, d_W, d_b, C = _prepare(X, W, b)
+    return _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, average)
+
+
+@functools.lru_cache(maxsize=None)
+def _cooperative_limit(x_dtype, w_dtype) -> int:
+    """Most blocks a cooperative launch of the training kernel can have on this device."""
+    kernel = _train_cooperative_kernel
+    if SIMULATED:  # the simulator runs cooperative grids as a single block
+        return kernel.overloads[None].max_cooperative_grid_blocks(TRAIN_THREADS)
+    x, w, i = np.dtype(x_dtype), np.dtype(w_dtype), np.dtype(np.int64)
+    like = (np.zeros((1, 1), x), w.type(1), np.zeros(1, i), np.zeros((1, 1), w), np.zeros(1, i), 1,
+            np.zeros(1), 0.0, np.zeros(1, w), np.zeros(1), np.zeros(1, i), np.zeros((1, 1, 1, 1), w),
+            np.zeros((1, 1, 1), w), np.zeros((1, 1), w), np.zeros((1, 1), w), np.zeros(1, w))
+    signature = tuple(kernel.typeof_pyval(a) for a in like)
+    return int(kernel.compile(signature).max_cooperative_grid_blocks(TRAIN_THREADS))
+
+
+def _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, average, path=None, blocks=None):
+    """``train_steps`` on the cooperative path (``path=None`` or "cooperative") or the per-step
+    one ("steps"), with at most ``blocks`` blocks (default :data:`TRAIN_BLOCKS`)."""
+    F, C, dtype = _checks.weights(W, b)
+    if C > THREADS:
+        raise InputError(f"the CUDA backend supports at most {THREADS} classes, W has {C}")
+    dX, N, xdtype = _inputs(X, F, dtype)
+    scale = dtype.type(PIXEL_SCALE if xdtype == np.uint8 else 1.0)
     dy = _labels(y, N, C)
     order, steps, rates = _checks.schedule(order, batch_size, N, learning_rate, weight_decay, W.dtype)
     _checks.writable(W, "W")
     _checks.writable(b, "b")
     losses = _checks.output(losses, (steps,), np.float64, "losses")
-    batch_size = int(batch_size)
-    d_losses = cuda.to_device(np.full(steps, np.nan))
+    average = _checks.averaging(average, W, b)
+    losses[:] = np.nan
+    if steps == 0:
+        return 0, losses
+    batch = int(batch_size)
+    inverses = np.zeros(steps, dtype)
+    if average is not None:
+        for s in range(average.start, steps):
+            inverses[s] = _checks.average_inverse(average.count, average.start, s, dtype)
+    cooperative = path in (None, "cooperative")
+    B = min(blocks or TRAIN_BLOCKS, F)
+    if cooperative:
+        limit = _cooperative_limit(xdtype.name, dtype.name)
+        if limit < 1:
+            cooperative = False  # the device takes no cooperative launch of this kernel
+        B = min(B, max(limit, 1))
+    d_W = cuda.to_device(W)
+    b_copies = cuda.to_device(np.tile(b, (B, 1)))  # each block's own b: no block reads what another writes
+    avg_W = cuda.to_device(average.W if average is not None else np.zeros((1, 1), dtype))
+    avg_b = cuda.to_device(average.b if average is not None else np.zeros(1, dtype))
+    d_losses = cuda.to_device(losses)
     done = cuda.to_device(np.zeros(1, np.int64))
-    G = cuda.device_array((batch_size, C), W.dtype)
-    row_loss = cuda.device_array(batch_size, np.float64)
-    if steps:
-        _train_kernel[1, TRAIN_THREADS](dX, scale, dy, d_W, d_b, cuda.to_device(order), batch_size,
-                                        cuda.to_device(rates), float(weight_decay), d_losses, G, row_loss, done)
+    d_order, d_rates, d_inverses = cuda.to_device(order), cuda.to_device(rates), cuda.to_device(inverses)
+    G = cuda.device_array((B, batch, C), dtype)
+    decay = float(weight_decay)
+    if cooperative:
+        parts = cuda.device_array((2, B, batch, C), dtype)  # double-buffered by step parity
+        _launch(_train_cooperative_kernel, B, TRAIN_THREADS, dX, scale, dy, d_W, d_order, batch, d_rates,
+                decay, d_inverses, d_losses, done, parts, G, b_copies, avg_W, avg_b)
+    else:
+        parts = cuda.device_array((1, B, batch, C), dtype)
+        for s in range(steps):
+            _launch(_train_parts_kernel, B, TRAIN_THREADS, dX, d_W, d_order, s, batch, parts, done)
+            _launch(_train_update_kernel, B, TRAIN_THREADS, dX, scale, dy, d_W, d_order, s, batch, d_rates,
+                    decay, d_inverses, d_losses, done, parts, G, b_copies, avg_W, avg_b)
     d_losses.copy_to_host(losses)
-    # W and b come back in full: the kernel never applies a step whose loss was not finite.
+    # W and b come back in full: the kernels never apply a step whose loss was not finite.
     d_W.copy_to_host(W)
-    d_b.copy_to_host(b)
+    b[...] = b_copies[0].copy_to_host()
+    if average is not None:
+        avg_W.copy_to_host(average.W)
+        avg_b.copy_to_host(average.b)
     return int(done.copy_to_host()[0]), losses
