@@ -48,10 +48,22 @@ def save_model(path, W, b, metadata: dict, averages=None) -> Path:
         the message names ``path``, and the previous file, if any, is unchanged.
     """
     path = model_path(path)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
-    return write_atomically(path, lambda handle: np.savez(handle, W=W, b=b, meta=np.array(json.dumps(meta)),
+    meta = _metadata_json({"format": FORMAT, "format_version": FORMAT_VERSION, **metadata})
+    return write_atomically(path, lambda handle: np.savez(handle, W=W, b=b, meta=np.array(meta),
                                                                 **(averages or {})),
                             fsync=True)
+
+
+def _metadata_json(meta: dict) -> str:
+    """``meta`` as JSON, NumPy scalars and arrays as their Python values; checked before any file is opened."""
+    def plain(value):
+        if isinstance(value, (np.generic, np.ndarray)):
+            return value.tolist()
+        raise InputTypeError(f"model metadata holds {value!r} ({type(value).__name__}), which JSON cannot store")
+    try:
+        return json.dumps(meta, default=plain)
+    except ValueError as exc:  # a circular reference
+        raise InputError(f"model metadata cannot be written as JSON: {exc}") from None
 
 
 def model_path(path) -> Path:

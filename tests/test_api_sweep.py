@@ -350,7 +350,9 @@ def test_model_file_paths(target, load, tmp_path):
 @given(name=st.sampled_from(["data_dir", "dataset", "one_hot", "validation_size", "download", "seed", "mirrors",
                              "progressbar", "cache"]),
        value=bad_values())
-def test_read_data_sets_arguments(name, value, tmp_path):
+def test_read_data_sets_arguments(name, value, tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTSOFTMAX_OFFLINE", "1")  # download=True among the values must not go online
+    monkeypatch.setattr("fastsoftmax.data.fetch.SYSTEM_DATA_ROOT", tmp_path / "none")
     args = {"data_dir": tmp_path / "empty", "download": False, name: value}
     before = _copy(value)
     try:
