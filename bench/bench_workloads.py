@@ -1,11 +1,12 @@
 """Every standard workload on every variant, from the one registry ``fastsoftmax bench`` uses.
 
-Groups are workloads (operation and shape); parameters are variants (backend and
-input dtype). ``python -m pytest --benchmark-disable`` runs each once as a smoke
-test; ``python -m pytest bench --benchmark-only`` measures. JIT compilation and
-host-to-device copies happen in ``prepare``, outside the timing; copies have
-their own group (``transfer``). CUDA variants run only on a real GPU: the
-simulator's timings would mean nothing.
+Groups are workloads (operation and shape); parameters are variants (backend or
+peer, and input dtype). ``python -m pytest --benchmark-disable`` runs each once
+as a smoke test; ``python -m pytest bench --benchmark-only`` measures. JIT
+compilation and host-to-device copies happen in ``prepare``, outside the
+timing; copies have their own group (``transfer``). CUDA variants run only on a
+real GPU (the simulator's timings would mean nothing), and the JAX and PyTorch
+peers only where they are installed.
 """
 
 import time
@@ -13,18 +14,18 @@ import time
 import pytest
 
 from fastsoftmax.benchmark import SETTLE_S
-from fastsoftmax.benchmark.workloads import VARIANTS, WORKLOADS, usable_variants
+from fastsoftmax.benchmark.workloads import VARIANTS, WORKLOADS, variant_problem
 
-USABLE = {v.name for v in usable_variants()}
 CASES = [pytest.param(w, v, id=f"{w.name}-{v.name}") for w in WORKLOADS for v in VARIANTS
-         if not (w.name == "transfer" and v.backend != "cuda")]
+         if w.supports(v) and not (w.name == "transfer" and v.backend != "cuda")]
 
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("load, variant", CASES)
 def bench_workload(benchmark, data, load, variant):
-    if variant.name not in USABLE:
-        pytest.skip(f"{variant.backend} backend not usable here (or only simulated)")
+    problem = variant_problem(variant)
+    if problem:
+        pytest.skip(problem)
     benchmark.group = load.title
     run = load.prepare(data, variant)  # includes the JIT warm-up and any device copies
     if not benchmark.disabled:

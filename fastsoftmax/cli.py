@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated subset (default: all)")
     bench.add_argument("--variants", type=_names(lambda: [v.name for v in _bench().VARIANTS]),
                        help="comma-separated subset (default: every usable one)")
-    bench.add_argument("--quick", action="store_true", help="leave out the heavy workloads (W2, 1M rows)")
+    bench.add_argument("--quick", action="store_true",
+                       help="leave out the heavy workloads (W2, 1M rows) and the compile-time probe")
     bench.add_argument("--rounds", type=_positive(int), default=7, help="rounds per measurement (median taken)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="save the results as JSON")
     bench.add_argument("--compare", type=Path, metavar="FILE", help="show the change against a saved --json run")
@@ -276,7 +277,7 @@ def _cuda_status() -> str:
 
 
 def cmd_bench(args) -> int:
-    from .benchmark import machine, report
+    from .benchmark import compile_times, machine, report
 
     bench = _bench()
     saved = report.load(args.compare) if args.compare else None  # a bad file fails before the long run
@@ -294,6 +295,9 @@ def cmd_bench(args) -> int:
     info = machine.describe(gpu=_cuda_status() if gpu else None)
     if gpu:
         info["gpu_bandwidth_gbs"] = machine.cuda_copy_gbs()
+    if not args.quick and any(v.backend == "cpu" for v in variants):
+        print("timing the CPU kernels' first calls in fresh processes (cold and warm cache) ...", file=sys.stderr)
+        info["compile"] = compile_times.measure()
     data = bench.Data(_load(args, seed=0))
     results = bench.run(data, loads, variants, rounds=args.rounds,
                         log=lambda m: print(m, file=sys.stderr) if sys.stderr.isatty() else None)

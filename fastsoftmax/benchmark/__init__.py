@@ -11,21 +11,33 @@ import statistics
 import time
 
 from .machine import timings
-from .workloads import BASELINE, VARIANTS, WORKLOADS, Data, Workload, usable_variants, variant
+from .workloads import (
+    BASELINE,
+    VARIANTS,
+    WORKLOADS,
+    Data,
+    Workload,
+    usable_variants,
+    variant,
+    variant_problem,
+)
 
-__all__ = ["run", "Data", "VARIANTS", "WORKLOADS", "BASELINE", "usable_variants"]
+__all__ = ["BASELINE", "VARIANTS", "WORKLOADS", "Data", "run", "usable_variants", "variant_problem"]
 
 
 def run(data: Data, workloads, variants, *, rounds: int = 7, budget_s: float = 20.0, log=None) -> list:
     """Time every workload on every variant; returns one dict per (workload, variant).
 
-    The variants of a workload are timed one after another, all rounds of one
-    before the next: interleaving them call by call was tried, and NumPy's BLAS
-    threads, still spinning after each NumPy call, then halved the speed of the
-    parallel Numba kernels that followed (hence also a pause, ``SETTLE_S``,
-    before each variant). Each variant gets the median of its
-    rounds. A workload whose variants would together take more than
-    ``budget_s`` per round get fewer rounds, never fewer than 3.
+    The variants of a workload take turns, one call each per round, each round
+    starting one variant further along, so a slow spell of the shared machine
+    falls on all of them alike and the ratios, taken in one process, stay
+    comparable. Before each timed call the process sleeps ``SETTLE_S``: NumPy's
+    BLAS threads keep spinning after its last matrix product and would otherwise
+    take the cores from whichever variant comes next (back to back, that halved
+    the speed of the parallel Numba kernels). Each variant gets the median of
+    its rounds. A workload whose variants would together take more than
+    ``budget_s`` per round gets fewer rounds, never fewer than 3 unless fewer
+    were asked for.
     """
     results = []
     for load in workloads:
@@ -39,24 +51,30 @@ def run(data: Data, workloads, variants, *, rounds: int = 7, budget_s: float = 2
         if not calls:
             continue
         n = _rounds_within(calls, rounds, budget_s)
-        times = {name: _time(fn, n) for name, fn in calls.items()}
-        results.extend(_summarise(load, data, times))
+        results.extend(_summarise(load, data, _take_turns(calls, n)))
     return results
 
 
-#: Pause before each variant's rounds: OpenBLAS's threads spin for about 2^28 cycles
-#: after NumPy's last matrix product, and would steal the core Numba's threads need.
-SETTLE_S = 0.3
+#: Pause before each timed call: OpenBLAS's threads spin for about 2^28 cycles (0.1 s
+#: at 2.5 GHz) after NumPy's last matrix product, and would steal the cores the next
+#: call needs.
+SETTLE_S = 0.4
 
 
-def _time(fn, rounds):
-    time.sleep(SETTLE_S)
-    return timings(fn, rounds)
+def _take_turns(calls: dict, rounds: int) -> dict:
+    names = list(calls)
+    times = {name: [] for name in names}
+    for k in range(rounds):
+        first = k % len(names)
+        for name in names[first:] + names[:first]:
+            time.sleep(SETTLE_S)
+            times[name].extend(timings(calls[name], 1))
+    return times
 
 
 def _rounds_within(calls, rounds, budget_s):
     once = sum(timings(fn, 1)[0] for fn in calls.values())
-    return max(3, min(rounds, int(budget_s / max(once, 1e-9))))
+    return min(rounds, max(3, int(budget_s / max(once, 1e-9))))
 
 
 def _summarise(load: Workload, data, times) -> list:
@@ -70,7 +88,7 @@ def _summarise(load: Workload, data, times) -> list:
             "workload": load.name, "title": load.title, "variant": name, "backend": v.backend,
             "rounds": len(t), "median_s": median, "iqr_s": q[2] - q[0], "min_s": min(t),
             "speedup": medians[BASELINE] / median if BASELINE in medians else None,
-            "gflops": load.flops(data) / median / 1e9 if load.flops_per_row else None,
+            "gflops": load.flops(data) / median / 1e9 if load.matmul else None,
             "gbs": load.bytes(data, v) / median / 1e9,
         })
     return out

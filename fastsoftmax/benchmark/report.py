@@ -1,12 +1,24 @@
-"""Benchmark results as a table, a JSON file, a comparison with a saved run, and a bar chart."""
+"""Benchmark results as a table, a JSON file, a comparison with a saved run, a bar chart,
+and the README's performance tables.
+
+``python -m fastsoftmax.benchmark.report bench/results/*.json`` writes one
+Markdown table per saved run into README.md, between the ``perf-table`` marker
+comments (``--check`` only says whether README.md is up to date), so the
+published figures are always those of a saved ``fastsoftmax bench --json`` run.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .._atomic import write_atomically
 from ..errors import InputError
+from .machine import results_name
+from .workloads import BASELINE, VARIANTS, WORKLOADS
 
 FORMAT = "fastsoftmax-bench/1"
 
@@ -32,7 +44,8 @@ def add_shares(results: list, machine: dict) -> list:
 
 def table(results: list, machine: dict) -> str:
     """Plain-text table, one row per (workload, variant), grouped by workload."""
-    header = ("workload", "variant", "median ms", "spread", "vs numpy", "GFLOP/s", "% peak", "GB/s", "% bw", "rounds")
+    header = ("workload", "variant", "median ms", "spread", f"vs {BASELINE}", "GFLOP/s", "% peak", "GB/s", "% bw",
+              "rounds")
     rows = []
     for r in results:
         rows.append((
@@ -57,12 +70,25 @@ def table(results: list, machine: dict) -> str:
     lines.append("")
     lines.append("spread: half the interquartile range of the rounds; % peak and % bw: share of this machine's "
                  "float32 matmul rate and copy bandwidth, measured just before.")
+    lines.append(f"a saved run of this machine belongs in bench/results/{results_name(machine)}.json")
+    if machine.get("compile"):
+        lines += ["", "first call in a fresh process (s):  cold (empty Numba cache)  warm (cache filled)"]
+        lines += [f"  {name:<32}{c['cold_s']:>10.2f}{c['warm_s']:>22.2f}" for name, c in machine["compile"].items()]
     return "\n".join(lines)
+
+
+def _cpu_line(m: dict) -> str:
+    """``AMD EPYC (Zen 4, family 25 model 17)``: the model name and what the probe knows beside it."""
+    known = [m.get("cpu_microarchitecture")]
+    if m.get("cpu_family") is not None:
+        known.append(f"family {m['cpu_family']} model {m['cpu_model']}")
+    known = [k for k in known if k]
+    return m.get("cpu", "unknown CPU") + (f" ({', '.join(known)})" if known else "")
 
 
 def _machine_line(m: dict) -> str:
     gpu = f"; GPU {m['gpu']}" if m.get("gpu") else ""
-    return (f"{m['cpu']}, {m['logical_cores']} logical cores{gpu}; numpy {m['numpy']}, numba {m['numba']}; "
+    return (f"{_cpu_line(m)}, {m['logical_cores']} logical cores{gpu}; numpy {m['numpy']}, numba {m['numba']}; "
             f"measured limits: {m['peak_gflops']} GFLOP/s float32 matmul, {m['bandwidth_gbs']} GB/s copy"
             + (f", GPU {m['gpu_bandwidth_gbs']:.0f} GB/s copy" if m.get("gpu_bandwidth_gbs") else ""))
 
@@ -70,7 +96,8 @@ def _machine_line(m: dict) -> str:
 def save(path, results: list, machine: dict, settings: dict) -> Path:
     """Write the run as JSON, atomically (a temporary file renamed into place)."""
     path = Path(path)
-    payload = {"format": FORMAT, "machine": machine, "settings": settings, "results": results}
+    payload = {"format": FORMAT, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine, "settings": {"baseline": BASELINE, **settings}, "results": results}
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomically(path, lambda handle: json.dump(payload, handle, indent=1), text=True)
 
@@ -121,7 +148,7 @@ def plot(path, results: list, machine: dict) -> Path:
         ax.bar(np.arange(len(workloads)) + k * width, heights, width, label=v)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(workloads)) + width * (len(variants) - 1) / 2, workloads)
-    ax.set_ylabel("speed-up over the NumPy reference")
+    ax.set_ylabel(f"speed-up over {BASELINE} (the tight NumPy loop)")
     ax.set_title(machine.get("cpu", ""), fontsize=9)
     ax.legend()
     fig.tight_layout()
@@ -129,3 +156,138 @@ def plot(path, results: list, machine: dict) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# ----------------------------------------------------------------------------- README tables
+
+BEGIN, END = "<!-- perf-table:begin -->", "<!-- perf-table:end -->"
+_PEER_VERSIONS = {"jax": "JAX", "torch": "PyTorch"}
+_COMPILE_TITLES = {"train": "`fastsoftmax train` (a 1-step fit and a predict, uint8)"}
+
+
+def _duration(seconds):
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{_ms(seconds)} ms"
+
+
+def _baseline_of(payload: dict) -> str:
+    """The variant the run's ratios are against: ``numpy-loop``, or for runs saved before it
+    existed, the NumPy reference they were taken against."""
+    names = {r["variant"] for r in payload["results"]}
+    return payload.get("settings", {}).get("baseline") or (BASELINE if BASELINE in names else "numpy-f32")
+
+
+def markdown(payload: dict, path: str) -> str:
+    """One saved run as a Markdown section: the machine, a table of workloads x variants, the
+    compile times, and the command that reproduces it. Fields a run lacks (runs saved by older
+    versions) are left out, never invented."""
+    m, settings, results = payload["machine"], payload.get("settings", {}), payload["results"]
+    baseline = _baseline_of(payload)
+    known = [v.name for v in VARIANTS]
+    variants = sorted(dict.fromkeys(r["variant"] for r in results),
+                      key=lambda n: known.index(n) if n in known else len(known))
+    matmul = {w.name: w.matmul for w in WORKLOADS}
+    by_load = {}
+    for r in results:
+        by_load.setdefault(r["workload"], {})[r["variant"]] = r
+
+    cores = f", {m['logical_cores']} logical cores" if m.get("logical_cores") else ""
+    lines = [f"### {_cpu_line(m)}{cores}", ""]
+    versions = [f"fastsoftmax {m['fastsoftmax']}", f"NumPy {m['numpy']}", f"Numba {m['numba']}"]
+    versions += [f"{title} {m['peers'][lib]}" for lib, title in _PEER_VERSIONS.items() if m.get("peers", {}).get(lib)]
+    when = f", measured {payload['date'][:10]}" if payload.get("date") else ""
+    lines.append(f"`{path}`{when}: {', '.join(versions)}; {settings.get('dataset', 'fashion-mnist')}, "
+                 f"median of {settings.get('rounds', '?')} rounds per variant.")
+    limits = f"{m['peak_gflops']:g} GFLOP/s float32 matrix product"
+    limits += f" ({m['peak_probe']})" if m.get("peak_probe") else ""
+    limits += f", {m['bandwidth_gbs']:g} GB/s copy"
+    hardware = []
+    if m.get("cpu_simd"):
+        hardware.append("AVX-512" if "avx512f" in m["cpu_simd"] else "AVX2" if "avx2" in m["cpu_simd"] else "no AVX2")
+    hardware += [f"{level} {size}" for level, size in m.get("cpu_caches", {}).items()]
+    lines.append(f"Measured limits: {limits}." + (f" CPU: {', '.join(hardware)}." if hardware else ""))
+    older = f" (this run predates `{BASELINE}`)" if baseline != BASELINE else ""
+    lines += ["", f"Each cell: median time (speed-up over `{baseline}`{older}, share of the matmul peak).", ""]
+
+    lines.append("| workload | " + " | ".join(f"`{v}`" for v in variants) + " |")
+    lines.append("|---" * (len(variants) + 1) + "|")
+    for load, row in by_load.items():
+        base = row.get(baseline)
+        cells = []
+        for v in variants:
+            r = row.get(v)
+            if r is None:
+                cells.append("")
+                continue
+            notes = [f"{base['median_s'] / r['median_s']:.2f}x"] if base else []
+            if matmul.get(load, True) and r.get("peak_share") is not None:
+                notes.append(f"{100 * r['peak_share']:.0f}%")
+            cells.append(_duration(r["median_s"]) + (f" ({', '.join(notes)})" if notes else ""))
+        title = next(iter(row.values()))["title"]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+
+    lines.append("")
+    if m.get("compile"):
+        lines += [("Time to the end of the first call in a fresh process, CPU backend; cold: empty Numba cache "
+                   "(compiling), warm: the cache filled by the cold run:"), "",
+                  "| first call | cold | warm |", "|---|---|---|"]
+        for name, c in m["compile"].items():
+            lines.append(f"| {_COMPILE_TITLES.get(name, f'`{name}`')} | {_duration(c['cold_s'])} | "
+                         f"{_duration(c['warm_s'])} |")
+        lines.append("")
+    else:
+        lines += ["Compile times were not recorded in this run.", ""]
+    flags = " --quick" if settings.get("quick") else ""
+    dataset = settings.get("dataset", "fashion-mnist")
+    lines.append(f"Reproduce: `fastsoftmax bench --dataset {dataset} --rounds {settings.get('rounds', 7)}{flags} "
+                 f"--json {path}`, then `python -m fastsoftmax.benchmark.report bench/results/*.json`.")
+    return "\n".join(lines)
+
+
+def readme_tables(paths, root=".") -> str:
+    """The Markdown for the saved runs ``paths``, one section per run (and so per CPU), by file name;
+    paths are shown relative to ``root``."""
+    root = Path(root).resolve()
+    sections = []
+    for path in sorted(Path(p).resolve() for p in paths):
+        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        sections.append(markdown(load(path), shown))
+    return "\n\n".join(sections)
+
+
+def write_readme(readme, paths, *, check: bool = False) -> bool:
+    """Put :func:`readme_tables` between the markers in ``readme``; True when it changed (or,
+    with ``check``, would change: the file is then left as it is)."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise InputError(f"{readme} must hold one {BEGIN} line followed by one {END} line")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    updated = f"{head}{BEGIN}\n{readme_tables(paths, readme.parent)}\n{END}{tail}"
+    if updated != text and not check:
+        readme.write_text(updated)
+    return updated != text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastsoftmax.benchmark.report",
+                                     description="write the performance tables of saved bench runs into README.md")
+    parser.add_argument("runs", nargs="+", type=Path, help="saved `fastsoftmax bench --json` files")
+    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument("--check", action="store_true", help="only report whether README.md is up to date")
+    args = parser.parse_args(argv)
+    try:
+        changed = write_readme(args.readme, args.runs, check=args.check)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.check and changed:
+        print(f"{args.readme} is out of date: run python -m fastsoftmax.benchmark.report "
+              f"{' '.join(map(str, args.runs))}", file=sys.stderr)
+        return 1
+    print(f"{args.readme}: {'updated' if changed else 'up to date'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

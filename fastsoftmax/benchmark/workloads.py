@@ -1,58 +1,96 @@
 """The standard workloads and the implementations they are measured on: one registry for
 ``fastsoftmax bench`` and for the pytest-benchmark suite in ``bench/``.
 
-A *variant* is a kernel backend from :data:`fastsoftmax.kernels.BACKENDS` fed one
-kind of input (float32 images or uint8 pixels). A *workload* calls one operation
-from :data:`fastsoftmax.kernels.OPERATIONS` on real data. Both names come from
+A *variant* is one implementation fed one kind of input (float32 images or uint8
+pixels): a kernel backend from :data:`fastsoftmax.kernels.BACKENDS` called
+directly (``cpu-u8``), the public API, ``SoftmaxRegression`` on the CPU backend
+(``model-u8``), or a peer a user might pick instead (:mod:`.peers`: the tight
+NumPy loop ``numpy-loop``, which is the baseline of every speed ratio, and JAX
+and PyTorch when they are installed). A *workload* calls one operation from
+:data:`fastsoftmax.kernels.OPERATIONS` on real data; every variant of it gets
+the same rows and the same batch order. Operation and backend names come from
 the registries the parity tests iterate over, so nothing is measured that is
-not also tested (``tests/test_benchmark.py`` checks this).
+not also tested (``tests/test_benchmark.py`` checks this, and that the peers
+compute what the reference computes).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..kernels import backend_problem, get_backend
+from . import peers
 
 F, C, BATCH, LR = 784, 10, 100, 0.5
+
+#: Floating-point operations per row. A row's logits ``x W + b`` take a multiply and an add
+#: per weight, ``2 F C``; a training row takes as much again for its share of the update
+#: ``X^T (P - Y)``. So W1, 1000 steps of 100 rows, is 1000 * 100 * 4 * 784 * 10 = 3.136 GFLOP.
+FORWARD_FLOPS = 2 * F * C
+TRAIN_FLOPS = 2 * FORWARD_FLOPS
 
 
 @dataclass(frozen=True)
 class Variant:
-    name: str     # "cpu-u8"
-    backend: str  # "cpu"
-    source: str   # "pixels" (uint8) or "images" (float32 in [0, 1])
+    name: str                     # "cpu-u8"
+    backend: str                  # "cpu"; for a peer, its library ("numpy", "jax", "torch")
+    source: str                   # "pixels" (uint8) or "images" (float32 in [0, 1])
+    implementation: str = "kernels"  # "kernels", "model" (SoftmaxRegression), or a peer from peers.LIBRARIES
 
     @property
     def itemsize(self) -> int:
         return 1 if self.source == "pixels" else 4
 
+    @property
+    def peer(self) -> bool:
+        return self.implementation in peers.LIBRARIES
+
 
 VARIANTS = (
+    Variant("numpy-loop", "numpy", "images", "numpy-loop"),
     Variant("numpy-f32", "numpy", "images"),
+    Variant("jax-f32", "jax", "images", "jax"),
+    Variant("torch-f32", "torch", "images", "torch"),
     Variant("cpu-f32", "cpu", "images"),
     Variant("cpu-u8", "cpu", "pixels"),
+    Variant("model-f32", "cpu", "images", "model"),
+    Variant("model-u8", "cpu", "pixels", "model"),
     Variant("cuda-f32", "cuda", "images"),
     Variant("cuda-u8", "cuda", "pixels"),
 )
-BASELINE = "numpy-f32"
+#: The variant every speed ratio is taken against: the tight NumPy loop.
+BASELINE = "numpy-loop"
 
 
 @dataclass(frozen=True)
 class Workload:
     """One measured job. ``prepare(data, variant)`` does everything that must stay outside
-    the timing (data conversion, device copies, JIT warm-up) and returns the call to time."""
+    the timing (data conversion, device copies, JIT warm-up) and returns the call to time,
+    or None when the variant has no implementation of this workload.
+
+    ``implementations`` maps a variant's ``implementation`` ("kernels", "model", a peer)
+    to its preparer. ``matmul`` marks the workloads whose cost is matrix products,
+    reported as a share of the machine's measured float32 matmul peak.
+    """
 
     name: str
     title: str
     operation: str | None               # from kernels.OPERATIONS; None for a data transfer
     rows: Callable[[dict], int]         # rows touched per call
     flops_per_row: int                  # floating-point operations per row
-    prepare: Callable[["Data", Variant], Callable[[], object]]
+    implementations: dict = field(default_factory=dict)
     heavy: bool = False                 # left out by --quick
+    matmul: bool = True
+
+    def supports(self, variant: Variant) -> bool:
+        return variant.implementation in self.implementations
+
+    def prepare(self, data: Data, variant: Variant):
+        make = self.implementations.get(variant.implementation)
+        return make(data, variant) if make else None
 
     def flops(self, data) -> float:
         return float(self.rows(data) * self.flops_per_row)
@@ -126,6 +164,30 @@ def _train(order_name):
     return prepare
 
 
+def _train_peer(order_name):
+    def prepare(data, variant):
+        make = peers.TRAIN[variant.implementation]
+        return make(data.rows("train", variant), data.train_labels, getattr(data, order_name), BATCH, LR, C)
+    return prepare
+
+
+def _fit(order_name):
+    """``SoftmaxRegression().fit``: the public API, whose defaults are the tutorial's recipe
+    (learning rate 0.5, batches of 100). It draws its batches with its own seeded sampler:
+    the same kind of shuffled batches as the other variants', not the same ones."""
+    def prepare(data, variant):
+        from ..model import SoftmaxRegression
+
+        X, y = data.rows("train", variant), data.train_labels
+        steps = len(getattr(data, order_name)) // BATCH
+
+        def run():
+            return SoftmaxRegression().fit(X, y, steps=steps)
+        run()
+        return run
+    return prepare
+
+
 def _infer(operation, which):
     def prepare(data, variant):
         kern = get_backend(variant.backend)
@@ -137,23 +199,59 @@ def _infer(operation, which):
     return prepare
 
 
+def _infer_peer(which, peer_table):
+    def prepare(data, variant):
+        make = peer_table[variant.implementation]
+        fn = make(data.rows(which, variant), *trained_weights(data))
+        fn()
+        return fn
+    return prepare
+
+
+def _predict_model(which):
+    def prepare(data, variant):
+        from ..model import SoftmaxRegression
+
+        model = SoftmaxRegression().fit(data.rows("train", variant), data.train_labels, steps=20)
+        X = data.rows(which, variant)
+        model.predict(X)
+        return lambda: model.predict(X)
+    return prepare
+
+
 def _grad(data, variant):
     kern = get_backend(variant.backend)
     W, b = trained_weights(data)
-    X = data.rows("test", variant)
-    y = np.resize(data.train_labels, len(X))  # any valid labels: the cost does not depend on them
+    X, y = data.rows("test", variant), _grad_labels(data)
     X, y = _on_device(kern, X, y)
     kern.xent_grad(X, y, W, b)
     return lambda: kern.xent_grad(X, y, W, b)
 
 
-def _sgd(data, variant):
-    kern = get_backend(variant.backend)
+def _grad_labels(data):
+    return np.resize(data.train_labels, len(data.test_pixels))  # any valid labels: the cost does not depend on them
+
+
+def _grad_numpy_loop(data, variant):
+    return peers.numpy_grad(data.rows("test", variant), _grad_labels(data), *trained_weights(data))
+
+
+def _sgd_arrays():
     rng = np.random.default_rng(0)
     W, b = np.zeros((F, C), np.float32), np.zeros(C, np.float32)
     dW, db = rng.standard_normal((F, C)).astype(np.float32) * 1e-6, np.zeros(C, np.float32)
+    return W, b, dW, db
+
+
+def _sgd(data, variant):
+    kern = get_backend(variant.backend)
+    W, b, dW, db = _sgd_arrays()
     kern.sgd_step(W, b, dW, db, LR)
     return lambda: kern.sgd_step(W, b, dW, db, LR)
+
+
+def _sgd_numpy_loop(data, variant):
+    return peers.numpy_sgd(*_sgd_arrays(), np.float32(LR))
 
 
 def _transfer(data, variant):
@@ -166,24 +264,35 @@ def _transfer(data, variant):
     return lambda: kern.stage(X)
 
 
-_FWD = 2 * F * C  # one row's logits; training and gradients do as much again for the update
+def _training(order_name, peer_names=("numpy-loop", "jax", "torch"), model=True):
+    table = {"kernels": _train(order_name), **{p: _train_peer(order_name) for p in peer_names}}
+    return {**table, "model": _fit(order_name)} if model else table
+
+
+def _inference(operation, which, peer_table=None, model=False):
+    table = {"kernels": _infer(operation, which)}
+    table.update({p: _infer_peer(which, peer_table) for p in (peer_table or {})})
+    return {**table, "model": _predict_model(which)} if model else table
+
 
 WORKLOADS = (
     Workload("w1", "W1 tutorial run, 1000 steps of 100", "train_steps", lambda d: len(d.order_w1),
-             2 * _FWD, _train("order_w1")),
+             TRAIN_FLOPS, _training("order_w1")),
     Workload("w2", "W2 ten epochs, 5500 steps of 100", "train_steps", lambda d: len(d.order_w2),
-             2 * _FWD, _train("order_w2"), heavy=True),
+             TRAIN_FLOPS, _training("order_w2", peer_names=("numpy-loop",), model=False), heavy=True),
     Workload("forward-10k", "fused forward (probabilities), 10,000 rows", "forward",
-             lambda d: len(d.test_pixels), _FWD, _infer("forward", "test")),
-    Workload("predict-10k", "W3 predict 10,000 rows", "predict", lambda d: len(d.test_pixels), _FWD,
-             _infer("predict", "test")),
-    Workload("predict-1m", "predict 1,000,000 rows", "predict", lambda d: 1_000_000, _FWD,
-             _infer("predict", "million"), heavy=True),
+             lambda d: len(d.test_pixels), FORWARD_FLOPS,
+             _inference("forward", "test", {"numpy-loop": peers.numpy_forward})),
+    Workload("predict-10k", "W3 predict 10,000 rows", "predict", lambda d: len(d.test_pixels), FORWARD_FLOPS,
+             _inference("predict", "test", peers.PREDICT, model=True)),
+    Workload("predict-1m", "predict 1,000,000 rows", "predict", lambda d: 1_000_000, FORWARD_FLOPS,
+             _inference("predict", "million", {"numpy-loop": peers.numpy_predict}), heavy=True),
     Workload("grad-10k", "loss and gradient, 10,000 rows", "xent_grad", lambda d: len(d.test_pixels),
-             2 * _FWD, _grad),
-    Workload("sgd-step", "SGD update of W [784, 10] and b", "sgd_step", lambda d: 1, 2 * F * C, _sgd),
+             TRAIN_FLOPS, {"kernels": _grad, "numpy-loop": _grad_numpy_loop}),
+    Workload("sgd-step", "SGD update of W [784, 10] and b", "sgd_step", lambda d: 1, 2 * F * C,
+             {"kernels": _sgd, "numpy-loop": _sgd_numpy_loop}, matmul=False),
     Workload("transfer", "host-to-device copy of the training split", None,
-             lambda d: len(d.train_pixels), 0, _transfer),
+             lambda d: len(d.train_pixels), 0, {"kernels": _transfer}, matmul=False),
 )
 
 
@@ -195,13 +304,17 @@ def workload(name: str) -> Workload:
     return next(w for w in WORKLOADS if w.name == name)
 
 
+def variant_problem(v: Variant, include_simulated: bool = False):
+    """Why variant ``v`` cannot run here (a message), or None when it can. A simulated GPU
+    is never measured: its timings would mean nothing."""
+    if v.peer:
+        return peers.problem(v.implementation)
+    problem = backend_problem(v.backend)
+    if problem is None and v.backend == "cuda" and not include_simulated and get_backend("cuda").SIMULATED:
+        problem = "the CUDA backend is only simulated here"
+    return problem
+
+
 def usable_variants(include_simulated: bool = False) -> list:
-    """Variants whose backend runs here; a simulated GPU is never measured (its timings mean nothing)."""
-    usable = []
-    for v in VARIANTS:
-        if backend_problem(v.backend) is not None:
-            continue
-        if v.backend == "cuda" and not include_simulated and get_backend("cuda").SIMULATED:
-            continue
-        usable.append(v)
-    return usable
+    """Variants that run here, in registry order."""
+    return [v for v in VARIANTS if variant_problem(v, include_simulated) is None]
