@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -237,6 +237,8 @@ def test_kernel_arguments(backend, case):
 
 @sweep(25)
 @given(case=kernel_cases())
+@example(case=("forward", {"X": np.ones((N, F), np.uint8), "W": np.zeros((F, C), np.float32),
+                           "b": np.zeros(2 * C, np.float32)[::2], "out": None}))  # a strided b
 def test_cuda_kernel_arguments(case):
     """The same sweep on the CUDA backend: in the simulator, few and tiny examples."""
     op, args = case
@@ -252,6 +254,7 @@ def test_every_backend_is_swept():
 rng0 = np.random.default_rng(7)
 MX = rng0.random((20, F)).astype(np.float32)
 MY = np.arange(20) % C
+SETTINGS_FOR_SAVE = {"backend": "numpy", "batch_size": 5, "steps": 4, "progress": False}
 SETTINGS = {"backend": "numpy", "learning_rate": 0.5, "batch_size": 5, "steps": 4, "epochs": None,
             "dtype": "float32", "seed": 0, "lr_decay": 0.0, "weight_decay": 0.0, "average": False,
             "warm_start": False, "progress": False}
@@ -277,6 +280,10 @@ def model_cases(draw):
 
 @sweep(120)
 @given(case=model_cases())
+@example(case=(SETTINGS_FOR_SAVE, "fit-keyword", {"X": MX, "y": MY, "validation_data": np.array(0)}))
+@example(case=(SETTINGS_FOR_SAVE, "fit-keyword", {"X": MX, "y": MY, "epochs": -10**400}))
+@example(case=(SETTINGS_FOR_SAVE, "fit", {"X": 10**400, "y": MY}))
+@example(case=({**SETTINGS_FOR_SAVE, "average": np.uint8(7)}, "constructor", {"X": MX, "y": MY}))
 def test_model_arguments(case, tmp_path):
     params, place, args = case
     path = fs.SoftmaxRegression(**SETTINGS_FOR_SAVE).fit(MX, MY).save(tmp_path / "before.npz")
@@ -310,8 +317,6 @@ def test_model_arguments(case, tmp_path):
         assert _same(value, before[name]), f"{place}: {name} changed"
     assert path.read_bytes() == file_before
 
-
-SETTINGS_FOR_SAVE = {"backend": "numpy", "batch_size": 5, "steps": 4, "progress": False}
 
 
 @sweep(60)
@@ -367,19 +372,23 @@ def test_read_data_sets_arguments(name, value, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- the command line
 
 CLI_VALUES = ["0", "-1", "1", "nan", "inf", "-inf", "1e400", "x", "", "0.5", "3", "1e-320", "/", "/nonexistent",
-              "--", "float16", "tpu"]
+              "/a-file/out", "--", "float16", "tpu"]
 CLI_OPTIONS = ["--steps", "--epochs", "--batch-size", "--learning-rate", "--lr-decay", "--weight-decay",
                "--backend", "--dtype", "--seed", "--output", "--dataset", "--data-dir"]
 
 
 @sweep(30)
 @given(option=st.sampled_from(CLI_OPTIONS), value=st.sampled_from(CLI_VALUES))
+@example(option="--output", value="/a-file/out")  # a file where a directory is needed
+@example(option="--data-dir", value="/a-file/out")
+@example(option="--learning-rate", value="1e400")
 def test_cli_train_arguments(option, value, tmp_path, fashion_dir, capsys):
     from fastsoftmax.cli import main
 
+    (tmp_path / "a-file").write_text("not a directory")
     argv = ["train", "--dataset", "fashion-mnist", "--offline", "--steps", "2", "--backend", "numpy",
             "--output", str(tmp_path / "out"), option, value]
-    if option == "--output" and value not in ("", "--"):
+    if option in ("--output", "--data-dir") and value.startswith("/"):
         argv[-1] = str(tmp_path / value.lstrip("/"))
     try:
         code = main(argv)
