@@ -229,3 +229,22 @@ def test_an_altered_copy_of_a_published_file_is_refused(mnist_dir, tmp_path):
     _fake_mnist_train_images(tmp_path)
     with pytest.raises(fs.DataFileError, match=f"{spec.filename}.*name and size of the published"):
         fs.read_data_sets(tmp_path, dataset="mnist", download=False)
+
+
+def test_next_batch_and_batch_order_refuse_what_is_not_a_count():
+    data = DataSet(np.zeros((10, 4), np.uint8), np.arange(10) % 3, seed=0)
+    for bad in ("x", None, 2.7, float("nan"), float("inf"), True):
+        with pytest.raises(fs.InputTypeError, match="batch_size must be an integer"):
+            data.next_batch(bad)
+    for bad in ("x", 2.5, None):
+        with pytest.raises(fs.InputTypeError, match="steps must be an integer"):
+            data.batch_order(2, bad)
+    with pytest.raises(fs.InputError, match="steps must be >= 0"):
+        data.batch_order(2, -1)
+    with pytest.raises(fs.InputTypeError, match="shuffle must be True or False"):
+        data.next_batch(2, shuffle="no")
+    assert data.batch_order(np.int64(2), np.uint8(3)).shape == (6,)
+    with pytest.raises(fs.InputTypeError, match="pixels must be a uint8 array"):
+        DataSet(np.zeros((10, 4)), np.zeros(10, int))
+    with pytest.raises(fs.InputError, match=r"class_indices must lie in \[0, num_classes\)"):
+        DataSet(np.zeros((10, 4), np.uint8), np.arange(10), num_classes=3)

@@ -42,7 +42,8 @@ class EpochSampler:
 
     def take(self, batch_size: int, shuffle: bool = True) -> np.ndarray:
         """The row indices (int64) of the next batch of ``batch_size`` rows."""
-        batch_size = int(batch_size)
+        batch_size = _integer(batch_size, "batch_size")
+        _flag(shuffle, "shuffle")
         if not 1 <= batch_size <= self.num_examples:
             raise InputError(f"batch_size must be in [1, {self.num_examples}] (the number of "
                              f"examples), got {batch_size}")
@@ -61,6 +62,9 @@ class EpochSampler:
 
     def take_many(self, batch_size: int, steps: int, shuffle: bool = True) -> np.ndarray:
         """Indices of ``steps`` consecutive batches, concatenated (int64, ``steps * batch_size``)."""
+        steps = _integer(steps, "steps")
+        if steps < 0:
+            raise InputError(f"steps must be >= 0, got {steps}")
         if steps == 0:
             return np.empty(0, dtype=np.int64)
         return np.concatenate([self.take(batch_size, shuffle) for _ in range(steps)]).astype(np.int64)
@@ -84,6 +88,19 @@ class DataSet:
     """
 
     def __init__(self, pixels, class_indices, *, num_classes=10, one_hot=False, seed=None):
+        if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim < 1:
+            raise InputTypeError(f"pixels must be a uint8 array [N, ...], got {_describe(pixels)}")
+        if not isinstance(class_indices, np.ndarray) or class_indices.dtype.kind not in "iu" \
+                or class_indices.ndim != 1:
+            raise InputTypeError(f"class_indices must be a 1-D integer array, got {_describe(class_indices)}")
+        num_classes = _integer(num_classes, "num_classes")
+        _flag(one_hot, "one_hot")
+        if not isinstance(seed, np.random.SeedSequence):
+            _check_arguments(0, seed)
+        if num_classes < 1 or (class_indices.size and (class_indices.min() < 0
+                                                        or class_indices.max() >= num_classes)):
+            raise InputError(f"class_indices must lie in [0, num_classes) with num_classes >= 1, "
+                             f"got num_classes {num_classes}")
         if pixels.shape[0] != class_indices.shape[0]:
             raise InputError(f"pixels has {pixels.shape[0]} rows but labels has {class_indices.shape[0]}")
         self.pixels = pixels.reshape(pixels.shape[0], int(np.prod(pixels.shape[1:])))
@@ -146,13 +163,29 @@ class DataSet:
         return self._sampler.take_many(batch_size, steps, shuffle)
 
 
+def _describe(value) -> str:
+    return f"shape {value.shape} dtype {value.dtype}" if isinstance(value, np.ndarray) else repr(value)
+
+
+def _integer(value, name) -> int:
+    """A Python or NumPy integer (not a bool, float or string), as an int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _flag(value, name) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def _check_arguments(validation_size, seed, data_dir=None, mirrors=None, **flags):
     if data_dir is not None and (isinstance(data_dir, bytes) or not isinstance(data_dir, (str, os.PathLike))
                                  or not os.fspath(data_dir) or "\0" in os.fspath(data_dir)):
         raise InputTypeError(f"data_dir must be None or a directory name (str or os.PathLike), got {data_dir!r}")
     for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise InputTypeError(f"{name} must be True or False, got {value!r}")
+        _flag(value, name)
     if mirrors is not None and (isinstance(mirrors, (str, bytes)) or not isinstance(mirrors, (list, tuple))
                                 or not mirrors or not all(isinstance(m, str) and m for m in mirrors)):
         raise InputTypeError(f"mirrors must be None or a non-empty list of base URLs (str), got {mirrors!r}")
