@@ -41,7 +41,7 @@ def get_backend(name: str):
     BackendUnavailableError
         The backend's dependencies are missing here.
     """
-    if name not in BACKENDS:
+    if not isinstance(name, str) or name not in BACKENDS:
         raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     try:
         return importlib.import_module(BACKENDS[name])
