@@ -312,3 +312,13 @@ def test_numbers_of_every_numpy_kind_are_accepted(backend):
     for done, w in results:
         assert done == 3
         np.testing.assert_array_equal(w, results[0][1])
+
+
+def test_small_public_helpers_refuse_bad_arguments():
+    with pytest.raises(fs.InputError, match="unknown backend"):
+        fs.kernels.get_backend(["cpu"])
+    with pytest.raises(fs.InputTypeError, match="pixels must be a uint8 array"):
+        fs.data.to_float_images(X)
+    with pytest.raises(fs.InputTypeError, match="dtype must be"):
+        fs.data.to_float_images(np.zeros(3, np.uint8), np.int8)
+    assert fs.data.to_float_images(np.full(2, 255, np.uint8), np.float64).tolist() == [1.0, 1.0]

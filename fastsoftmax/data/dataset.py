@@ -199,7 +199,20 @@ def _check_arguments(validation_size, seed, data_dir=None, mirrors=None, **flags
 
 def to_float_images(pixels: np.ndarray, dtype=np.float32) -> np.ndarray:
     """uint8 pixels to floats in [0, 1], multiplied by ``PIXEL_SCALE`` as the kernels do."""
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        raise InputTypeError(f"pixels must be a uint8 array, got {_describe(pixels)}")
+    if not isinstance(dtype, (type, np.dtype, str)) or _float_dtype(dtype) is None:
+        raise InputTypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    dtype = _float_dtype(dtype)
     return pixels.astype(dtype) * dtype(PIXEL_SCALE)
+
+
+def _float_dtype(dtype):
+    try:
+        kind = np.dtype(dtype)
+    except TypeError:
+        return None
+    return kind.type if kind in (np.float32, np.float64) else None
 
 
 @dataclass
