@@ -189,3 +189,7 @@ def test_compile_probe_compiles_cold_and_loads_warm():
     times = compile_times.measure(["predict-u8"])["predict-u8"]
     assert times["cold_misses"] >= 1 and times["warm_misses"] == 0 and times["warm_hits"] >= 1
     assert times["cold_s"] > times["warm_s"] > times["call_s"] >= 0
+    payload = report.load(SAVED_RUNS[0])
+    payload["machine"]["compile"] = {"predict-u8": times}
+    table = report.markdown(payload, "run.json")
+    assert f"| `predict-u8` | {times['cold_s']:.2f} s |" in table and "Compile times were not recorded" not in table

@@ -28,6 +28,8 @@ def _percent(share):
 
 
 def _ms(seconds):
+    if seconds >= 1:
+        return f"{seconds * 1e3:.0f}"
     return f"{seconds * 1e3:.3g}" if seconds >= 1e-3 else f"{seconds * 1e3:.2g}"
 
 
@@ -192,11 +194,13 @@ def markdown(payload: dict, path: str) -> str:
 
     cores = f", {m['logical_cores']} logical cores" if m.get("logical_cores") else ""
     lines = [f"### {_cpu_line(m)}{cores}", ""]
-    versions = [f"fastsoftmax {m['fastsoftmax']}", f"NumPy {m['numpy']}", f"Numba {m['numba']}"]
+    threads = f" ({m['numba_threads']} threads)" if m.get("numba_threads") else ""
+    versions = [f"fastsoftmax {m['fastsoftmax']}", f"NumPy {m['numpy']}", f"Numba {m['numba']}{threads}"]
     versions += [f"{title} {m['peers'][lib]}" for lib, title in _PEER_VERSIONS.items() if m.get("peers", {}).get(lib)]
     when = f", measured {payload['date'][:10]}" if payload.get("date") else ""
     lines.append(f"`{path}`{when}: {', '.join(versions)}; {settings.get('dataset', 'fashion-mnist')}, "
-                 f"median of {settings.get('rounds', '?')} rounds per variant.")
+                 f"median of {settings.get('rounds', '?')} rounds per variant." if settings.get("rounds") != 1
+                 else "one round per variant.")
     limits = f"{m['peak_gflops']:g} GFLOP/s float32 matrix product"
     limits += f" ({m['peak_probe']})" if m.get("peak_probe") else ""
     limits += f", {m['bandwidth_gbs']:g} GB/s copy"
