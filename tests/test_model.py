@@ -14,31 +14,11 @@ from fastsoftmax.kernels import reference as ref
 from .conftest import cuda_simulated, kernels_or_skip
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    from tests.realdata import FASHION_DIR, require
-
-    require(FASHION_DIR, ("train-images-idx3-ubyte.gz",), "apt-get install dataset-fashion-mnist")
-    return fs.read_data_sets(dataset="fashion-mnist", seed=0, download=False)
-
-
 @pytest.mark.realdata
 def test_mnist_train_on_8000_test_on_2000(mnist_test_split):
     pixels, labels = mnist_test_split
     model = fs.SoftmaxRegression(seed=0).fit(pixels[:8000], labels[:8000], epochs=5)
     assert model.score(pixels[8000:], labels[8000:]) >= 0.88
-
-
-@pytest.mark.realdata
-def test_longer_fashion_run_with_decay(fashion):
-    model = fs.SoftmaxRegression(seed=0, lr_decay=0.5)
-    model.fit(fashion.train.pixels, fashion.train.class_indices, epochs=10,
-              validation_data=(fashion.validation.pixels, fashion.validation.class_indices))
-    assert model.score(fashion.test.pixels, fashion.test.class_indices) >= 0.84
-    assert model.history["epoch"] == list(range(1, 11)) and len(model.history["val_accuracy"]) == 10
-    assert model.history["val_step"] == [550 * k for k in range(1, 11)]
-    final = model.score(fashion.validation.pixels, fashion.validation.class_indices)
-    assert model.history["val_accuracy"][-1] == final
 
 
 @pytest.mark.realdata
@@ -194,3 +174,205 @@ def test_cuda_divergence_is_refused():
     model = fs.SoftmaxRegression(backend="cuda", batch_size=4, learning_rate=1e30)
     with pytest.raises(fs.DivergenceError, match="diverged at step"):
         model.fit(X, np.array([0, 1] * 4), steps=3)
+
+
+# ---------------------------------------------------------------- batches, warm starts, averaging
+
+
+@pytest.mark.parametrize("n, batch, steps", [(55000, 100, 1000), (37, 5, 50), (10, 10, 7), (23, 4, 100)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_batch_stream_is_the_tutorial_next_batch_order(n, batch, steps, shuffle):
+    from fastsoftmax.data.dataset import EpochSampler
+    from fastsoftmax.model import _BatchStream
+
+    expected = EpochSampler(n, np.random.default_rng(3)).take_many(batch, steps, shuffle)
+    stream = _BatchStream(n, np.random.default_rng(3))
+    first = steps // 3
+    got = np.concatenate([stream.take(first * batch, shuffle), stream.take((steps - first) * batch, shuffle)])
+    np.testing.assert_array_equal(got, expected)
+
+
+def _small(seed=5, n=230, features=16, classes=4):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, (n, features), dtype=np.uint8)
+    y = (X[:, :classes].argmax(axis=1) + 1) * 10  # labels 10, 20, 30, 40
+    return X, y
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("average", [False, True, 2000])
+def test_warm_start_continues_one_run_exactly(backend, average):
+    X, y = _small()
+    settings = dict(backend=backend, batch_size=20, lr_decay=0.5, weight_decay=1e-3, average=average, seed=4)
+    whole = fs.SoftmaxRegression(**settings).fit(X, y, steps=70)
+    parts = fs.SoftmaxRegression(warm_start=True, **settings).fit(X, y, steps=30).fit(X, y, steps=40)
+    assert parts.steps_done == 70 and parts.history["loss"] == whole.history["loss"]
+    assert parts.coef_.tobytes() == whole.coef_.tobytes() and parts.intercept_.tobytes() == whole.intercept_.tobytes()
+    # warm_start=False: a second fit starts from zero
+    again = fs.SoftmaxRegression(**settings).fit(X, y, steps=30).fit(X, y, steps=70)
+    assert again.coef_.tobytes() == whole.coef_.tobytes() and again.steps_done == 70
+
+
+def test_warm_start_refuses_other_features_or_labels():
+    X, y = _small()
+    model = fs.SoftmaxRegression(warm_start=True, batch_size=20, backend="numpy").fit(X, y, steps=5)
+    with pytest.raises(fs.InputError, match="X has 15 features, but SoftmaxRegression is expecting 16"):
+        model.fit(X[:, 1:], y, steps=5)
+    with pytest.raises(fs.InputError, match="differ from the fitted model's classes_"):
+        model.fit(X, y + 1, steps=5)
+    assert model.steps_done == 5
+
+
+def _manual_average(X, y, steps, batch, rate, first_averaged):
+    """Plain SGD step by step with the reference, and the mean of the weights after each
+    step from ``first_averaged`` on (float64 mean)."""
+    classes = np.unique(y)
+    W, b = np.zeros((X.shape[1], classes.size), np.float32), np.zeros(classes.size, np.float32)
+    order = np.arange(steps * batch) % X.shape[0]
+    snapshots = []
+    for s in range(steps):
+        ref.train_steps(X, np.searchsorted(classes, y), W, b, order[s * batch:(s + 1) * batch], batch, rate)
+        if s >= first_averaged:
+            snapshots.append((W.astype(np.float64), b.astype(np.float64)))
+    return np.mean([w for w, _ in snapshots], axis=0), np.mean([c for _, c in snapshots], axis=0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("average, first", [(True, 0), (1, 1), (400, 20), (410, 21), (10**6, None)])
+def test_average_is_the_mean_of_the_weights_from_the_step_it_names(backend, average, first):
+    """Step s (0-based) is averaged iff s * batch_size >= average (True: every step)."""
+    X, y = _small()
+    model = fs.SoftmaxRegression(backend=backend, batch_size=20, average=average, learning_rate=0.1)
+    model.fit(X, y, steps=40, shuffle=False)
+    if first is None:  # averaging never began: predictions use the plain weights
+        plain = fs.SoftmaxRegression(backend=backend, batch_size=20, learning_rate=0.1).fit(X, y, steps=40,
+                                                                                          shuffle=False)
+        assert model.coef_.tobytes() == plain.coef_.tobytes()
+        return
+    W_avg, b_avg = _manual_average(X, y, 40, 20, 0.1, first)
+    np.testing.assert_allclose(model.W, W_avg, rtol=2e-4, atol=2e-6)
+    np.testing.assert_allclose(model.b, b_avg, rtol=2e-4, atol=2e-6)
+    assert model._state.average_count == 40 - first
+
+
+def test_average_repeats_bitwise_and_cpu_matches_the_reference():
+    X, y = _small()
+    runs = [fs.SoftmaxRegression(backend=backend, batch_size=20, average=600).fit(X, y, steps=80)
+            for backend in ("cpu", "cpu", "numpy")]
+    assert runs[0].coef_.tobytes() == runs[1].coef_.tobytes()
+    np.testing.assert_allclose(runs[0].coef_, runs[2].coef_, rtol=1e-4, atol=1e-6)
+
+
+def test_save_load_keeps_labels_and_average_and_partial_fit_continues_alike(tmp_path):
+    X, y = _small()
+    labels = np.array(["ten", "twenty", "thirty", "forty"])[y // 10 - 1]
+    model = fs.SoftmaxRegression(batch_size=20, average=300, backend="numpy").fit(X, labels, steps=50)
+    loaded = fs.SoftmaxRegression.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.classes_, model.classes_)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.coef_.tobytes() == model.coef_.tobytes() and loaded.get_params() == model.get_params()
+    assert loaded._state.average_count == model._state.average_count == 35
+    model.partial_fit(X, labels)
+    loaded.partial_fit(X, labels)
+    assert loaded.coef_.tobytes() == model.coef_.tobytes() and loaded.steps_done == 50 + 12
+
+
+def test_version_1_model_files_still_load(tmp_path):
+    X, y = _small()
+    model = fs.SoftmaxRegression(batch_size=20, backend="numpy").fit(X, y - 10, steps=5)  # labels 0, 10, 20, 30
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta = {k: v for k, v in meta.items() if k not in ("classes", "classes_dtype", "average_count", "average")}
+    arrays["meta"] = np.array(json.dumps({**meta, "format_version": 1}))
+    np.savez(path, **arrays)
+    old = fs.SoftmaxRegression.load(path)
+    np.testing.assert_array_equal(old.classes_, np.arange(4))
+    np.testing.assert_array_equal(old.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"classes": [2, 1, 3, 4]}, "distinct and sorted"),
+    ({"classes": [1, 2]}, "list of 4 labels"),
+    ({"classes": [[1], 2, 3, 4]}, "classes"),
+    ({"average_count": 0}, "average_count"),
+    ({"learning_rate": "fast"}, "saved settings are not valid"),
+])
+def test_tampered_labels_and_averages_are_refused(tmp_path, change, message):
+    X, y = _small()
+    model = fs.SoftmaxRegression(batch_size=20, average=True, backend="numpy").fit(X, y, steps=5)
+    path = model.save(tmp_path / "m.npz")
+    tamper(path, **change)
+    with pytest.raises(fs.ModelFileError, match=message):
+        fs.SoftmaxRegression.load(path)
+
+
+# ---------------------------------------------------------------- partial_fit
+
+
+def test_partial_fit_needs_classes_first_and_streams_chunks_of_a_memmap(mnist_test_split, tmp_path):
+    pixels, labels = mnist_test_split
+    stored = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.uint8, shape=(8000, 784))
+    stored[:] = pixels[:8000]
+    X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    model = fs.SoftmaxRegression(average=True)
+    with pytest.raises(fs.InputError, match="classes must be given on the first call to partial_fit"):
+        model.partial_fit(X[:1000], labels[:1000])
+    for epoch in range(2):
+        for start in range(0, 8000, 2000):
+            model.partial_fit(X[start:start + 2000], labels[start:start + 2000], classes=np.arange(10))
+    assert model.steps_done == 2 * 80 and model.score(pixels[8000:], labels[8000:]) >= 0.85
+    with pytest.raises(fs.InputError, match="differs from the classes the model was fitted with"):
+        model.partial_fit(X[:100], labels[:100], classes=np.arange(11))
+    with pytest.raises(fs.InputError, match="not among the classes"):
+        model.partial_fit(X[:100], labels[:100] + 10)
+
+
+# ---------------------------------------------------------------- NaN rows and a transactional fit
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("steps, bad_row", [(50, 7), (3, 199)])
+def test_a_non_finite_row_is_refused_by_name_and_the_model_is_untouched(backend, steps, bad_row):
+    """Row 7 is drawn by an early batch (its loss goes NaN); with 3 steps of 20 no batch draws
+    row 199 of the unshuffled data, so the end-of-fit check finds it."""
+    rng = np.random.default_rng(8)
+    X = rng.random((200, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 200)
+    model = fs.SoftmaxRegression(backend=backend, batch_size=20, warm_start=True, average=True)
+    model.fit(X, y, steps=10, validation_data=(X[:50], y[:50]))
+    before = pickle.dumps(model._state)
+    for value in (np.nan, np.inf, -np.inf):
+        bad = X.copy()
+        bad[bad_row, 2] = value
+        with pytest.raises(fs.InputError, match=f"NaN or infinite values \\(first in row {bad_row}\\)"):
+            model.fit(bad, y, steps=steps, shuffle=False)
+        assert pickle.dumps(model._state) == before
+    assert model.fit(X, y, steps=steps).steps_done == 10 + steps
+
+
+@pytest.mark.parametrize("validation_data, error, message", [
+    (np.zeros((5, 6), np.float32), fs.InputTypeError, "validation_data must be a pair \\(X_val, y_val\\), got ndarray"),
+    ((np.zeros((5, 6), np.float32),), fs.InputTypeError, "validation_data must be a pair.*length 1"),
+    ((np.zeros((5, 5), np.float32), np.zeros(5, int)), fs.InputError, "X_val has 5 features, X has 6"),
+    ((np.zeros((5, 6), np.float32), np.zeros(4, int)), fs.InputError, "y_val has 4 rows, X has 5"),
+    (("pixels", np.zeros(4, int)), fs.InputError, "X_val must be a 2-D array"),
+])
+def test_validation_data_is_checked_before_any_training(validation_data, error, message):
+    rng = np.random.default_rng(9)
+    X, y = rng.random((200, 6)).astype(np.float32), rng.integers(0, 3, 200)
+    model = fs.SoftmaxRegression(batch_size=20)
+    with pytest.raises(error, match=message):
+        model.fit(X, y, steps=10**9, validation_data=validation_data)  # a long run: fails at once
+    assert model.steps_done == 0 and not hasattr(model, "coef_")
+
+
+def test_validation_accuracy_is_recorded_where_it_was_measured():
+    X, y = _small(n=200)
+    model = fs.SoftmaxRegression(batch_size=20, average=True, backend="numpy")
+    model.fit(X, y, steps=25, validation_data=(X[:60], y[:60]))
+    history = model.history
+    assert history["val_step"] == [10, 20, 25] and history["epoch"] == [1.0, 2.0, 2.5]
+    assert history["val_accuracy"][-1] == model.score(X[:60], y[:60])
+    assert len(history["loss"]) == 25
