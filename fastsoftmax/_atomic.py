@@ -30,11 +30,12 @@ def write_atomically(path, write, *, text=False, fsync=False) -> Path:
         ``OSError`` subclass of the cause (``FileNotFoundError``, ...).
     """
     path = Path(path)
-    if path.is_dir():
+    if is_dir(path):
         raise PathIsDirectoryError(path, f"cannot write {path}: it is a directory", 21)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # The name is cut so that a target name near the 255-byte limit still gets a temporary file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")
         with os.fdopen(fd, "w" if text else "wb") as handle:
             os.fchmod(handle.fileno(), _mode_for(path))
             write(handle)
@@ -56,6 +57,23 @@ def write_atomically(path, write, *, text=False, fsync=False) -> Path:
             except FileNotFoundError:
                 pass
     return path
+
+
+def is_dir(path) -> bool:
+    """``Path.is_dir`` that answers False, never raises, for a name the system cannot even look up
+    (too long, NUL bytes): writing it then fails with an error that names it."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path) -> bool:
+    """``Path.is_file`` that never raises (see :func:`is_dir`)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _mode_for(path: Path) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import write_atomically
+from ._atomic import is_dir, is_file, write_atomically
 from .errors import InputError, InputTypeError, ModelFileError, ModelNotFoundError, PathIsDirectoryError
 
 FORMAT = "fastsoftmax-model"
@@ -70,12 +70,12 @@ def model_path(path) -> Path:
     """Check a model file name for writing; return it with ``.npz`` appended if it lacks it."""
     text = _file_name(path)
     given = Path(text)
-    if text.endswith((os.sep, "/")) or given.is_dir():
+    if text.endswith((os.sep, "/")) or is_dir(given):
         raise PathIsDirectoryError(given, f"cannot save a model to {text}: it is a directory; "
                                           f"give a file name such as {given / 'model.npz'}", errno.EISDIR)
     if given.suffix != ".npz":
         given = given.with_suffix(given.suffix + ".npz")
-    if given.is_dir():
+    if is_dir(given):
         raise PathIsDirectoryError(given, f"cannot save a model to {given}: it is a directory", errno.EISDIR)
     return given
 
@@ -102,9 +102,9 @@ def load_model(path, averages=False):
         No such file (a ``FileNotFoundError``).
     """
     path = Path(_file_name(path))
-    if path.is_dir():
+    if is_dir(path):
         raise ModelNotFoundError(f"no model file at {path}: it is a directory")
-    if not path.is_file():
+    if not is_file(path):
         raise ModelNotFoundError(f"no model file at {path}")
     try:
         _check_members(path)

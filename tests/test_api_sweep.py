@@ -330,7 +330,8 @@ def test_model_arguments(case, tmp_path):
 
 @sweep(60)
 @given(target=st.one_of(bad_values(), st.sampled_from(["", ".", "/", "dir", "dir/", "missing/m.npz",
-                                                         "file/m.npz", "m\0.npz", "dir.npz", "m.npz"])),
+                                                         "file/m.npz", "m\0.npz", "dir.npz", "m.npz", "n" * 251,
+                                                         "n" * 300, "dir/" + "n" * 300 + "/m.npz"])),
        load=st.booleans())
 def test_model_file_paths(target, load, tmp_path):
     model = fs.SoftmaxRegression(**SETTINGS_FOR_SAVE).fit(MX, MY)

@@ -208,6 +208,19 @@ def test_write_errors_name_the_target_not_a_temporary_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "file"]
 
 
+def test_names_near_and_over_the_length_limit(tmp_path):
+    from fastsoftmax.errors import FileWriteError
+    from fastsoftmax.modelfile import load_model
+
+    near = _small_model(tmp_path / ("n" * 250))  # 254 bytes with .npz: its temporary name must fit too
+    assert near.name == "n" * 250 + ".npz" and load_model(near)[0].shape == (3, 2)
+    with pytest.raises(FileWriteError, match="File name too long"):
+        _small_model(tmp_path / ("n" * 300))
+    with pytest.raises(fs.ModelNotFoundError):
+        load_model(tmp_path / ("n" * 300))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [near.name]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_an_unwritable_directory_fails_naming_the_target(tmp_path):
     from fastsoftmax.errors import FileWriteError

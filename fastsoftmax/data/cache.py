@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._atomic import write_atomically
+from .._atomic import is_file, write_atomically
 from ..errors import ChecksumWarning, DataFileError
 from .idx import read_idx_hashed
 
@@ -72,7 +72,7 @@ def load_idx_hashed(source, cache_dir, expected_ndim: int):
         return array, Digests(file_sha, content_sha)
     entry = _entry_path(Path(cache_dir), source)
     sidecar = entry.with_suffix(".sha256")
-    if entry.is_file() and sidecar.is_file():
+    if is_file(entry) and is_file(sidecar):
         try:
             digests = Digests(**json.loads(sidecar.read_text()))
             # Memory-mapped: the second load costs a few ms whatever the size, and the

@@ -17,6 +17,7 @@ import pooch
 import requests
 from filelock import FileLock
 
+from .._atomic import is_file
 from ..errors import DataNotFoundError, DownloadError
 from .manifest import PARTS, DatasetSpec, FileSpec
 
@@ -54,7 +55,7 @@ def find_file(file: FileSpec, dirs) -> Path | None:
     for directory in dirs:
         for name in (file.filename, file.uncompressed_name):
             candidate = Path(directory) / name
-            if candidate.is_file():
+            if is_file(candidate):
                 return candidate
     return None
 
@@ -93,7 +94,7 @@ def download_file(file: FileSpec, mirrors, dest_dir, *, progressbar=True,
     target = dest_dir / file.filename
     # One process downloads while another waits, then finds the finished file.
     with FileLock(str(dest_dir / f".{file.filename}.lock")):
-        if target.is_file() and _hash_ok(target, file.sha256):
+        if is_file(target) and _hash_ok(target, file.sha256):
             return target
         failures = []
         for base in mirrors:
