@@ -7,10 +7,10 @@ from ._version import __version__
 from .data import read_data_sets
 from .model import SoftmaxRegression
 from .errors import (BackendUnavailableError, ChecksumWarning, ConvergenceWarning, DataFileError, DataNotFoundError,
-                     DivergenceError, DownloadError, FastSoftmaxError, FileWriteError, InputError, InputTypeError,
+                     DataReadError, DivergenceError, DownloadError, FastSoftmaxError, FileWriteError, InputError, InputTypeError,
                      ModelFileError, ModelNotFoundError, PathIsDirectoryError)
 
 __all__ = ["__version__", "read_data_sets", "SoftmaxRegression", "FastSoftmaxError", "InputError", "InputTypeError",
-           "DataFileError", "DataNotFoundError", "DownloadError", "ModelFileError", "ModelNotFoundError",
+           "DataFileError", "DataReadError", "DataNotFoundError", "DownloadError", "ModelFileError", "ModelNotFoundError",
            "DivergenceError", "BackendUnavailableError", "FileWriteError", "PathIsDirectoryError",
            "ConvergenceWarning", "ChecksumWarning"]

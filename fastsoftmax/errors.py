@@ -34,6 +34,10 @@ class DataFileError(FastSoftmaxError, ValueError):
         super().__init__(f"{self.path}: {message}")
 
 
+class DataReadError(DataFileError, OSError):
+    """A data file exists but cannot be read (permissions, I/O error); also an ``OSError``."""
+
+
 class DataNotFoundError(FastSoftmaxError, OSError):
     """Dataset files are missing and could not be downloaded."""
 

@@ -248,3 +248,11 @@ def test_next_batch_and_batch_order_refuse_what_is_not_a_count():
         DataSet(np.zeros((10, 4)), np.zeros(10, int))
     with pytest.raises(fs.InputError, match=r"class_indices must lie in \[0, num_classes\)"):
         DataSet(np.zeros((10, 4), np.uint8), np.arange(10), num_classes=3)
+
+
+def test_a_data_file_that_cannot_be_read_gives_a_library_error(tmp_path):
+    from fastsoftmax.data.idx import read_idx
+
+    with pytest.raises(fs.DataReadError, match="cannot be read") as info:
+        read_idx(tmp_path)  # a directory: reading it fails as an unreadable file would
+    assert isinstance(info.value, OSError) and isinstance(info.value, fs.DataFileError)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataFileError
+from ..errors import DataFileError, DataReadError
 
 _UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -88,8 +88,8 @@ def read_idx(path, expected_ndim: int | None = None) -> np.ndarray:
     ------
     DataFileError
         The file is not valid gzip, or not a valid IDX file.
-    OSError
-        The file cannot be opened.
+    DataReadError
+        The file cannot be read (a ``DataFileError`` and an ``OSError``).
     """
     return read_idx_hashed(path, expected_ndim, hashed=False)[0]
 
@@ -107,7 +107,10 @@ def read_idx_hashed(path, expected_ndim: int | None = None, *, hashed=True):
         again (as Debian does); None unless ``hashed``.
     """
     path = Path(path)
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataReadError(path, f"cannot be read: {exc.strerror or exc}") from exc
     data = _gunzip_bounded(raw, path) if raw[:2] == _GZIP_MAGIC else raw
     array = parse_idx(data, path, expected_ndim)
     if not hashed:
