@@ -107,17 +107,6 @@ def _prefetch(typingctx, arr, row, col):
 
 
 @_kernel
-def _prefetch_rows(X, order, start, stop, f0, f1):
-    """Prefetch ``X[order[k], f0:f1]`` for k in ``[start, stop)``."""
-    step = _CACHE_LINE // X.itemsize
-    for k in range(start, stop):
-        i = order[k]
-        for f in range(f0, f1, step):
-            _prefetch(X, i, f)
-        _prefetch(X, i, f1 - 1)
-
-
-@_kernel
 def _dot_4x4(a0, a1, a2, a3, B, j, scale, out, r):
     """``out[j:j+4, r:r+4] += scale * (B[j:j+4, :n] @ [a0, a1, a2, a3].T)``, n = ``a0.size``.
 
@@ -206,30 +195,6 @@ def _dot_2x5(a0, a1, B, j, scale, out, r):
     out[j + 4, r + 1] += scale * s14
 
 
-def _add_logits(a0, a1, a2, a3, Wt, scale, Z, i, fives):
-    """``Z[:, i:i+4] += scale * Wt @ [a0, a1, a2, a3].T`` in blocks of four classes, or of five if ``fives``."""
-
-
-def _add_logits_by4(a0, a1, a2, a3, Wt, scale, Z, i, fives):
-    for j in range(0, Wt.shape[0], 4):
-        _dot_4x4(a0, a1, a2, a3, Wt, j, scale, Z, i)
-
-
-def _add_logits_by5(a0, a1, a2, a3, Wt, scale, Z, i, fives):
-    for j in range(0, Wt.shape[0], 5):
-        _dot_2x5(a0, a1, Wt, j, scale, Z, i)
-        _dot_2x5(a2, a3, Wt, j, scale, Z, i + 2)
-
-
-@overload(_add_logits)
-def _add_logits_for(a0, a1, a2, a3, Wt, scale, Z, i, fives):
-    # Chosen while typing, from fives' type, so only the block size in use is
-    # compiled (see class_blocks). Each block size is a function of its own: with
-    # both loops in one body LLVM compiled the blocks of five 50% slower.
-    return _add_logits_by4 if isinstance(fives, types.NoneType) else _add_logits_by5
-
-
-@_kernel
 def _block_logits(X, rows, nrows, f0, Wt, b, scale, Z, fives):
     """``Z[:, :nrows] = scale * Wt @ X[rows[:nrows], f0:].T + b[:, None]``: class-major logits.
 
@@ -238,15 +203,42 @@ def _block_logits(X, rows, nrows, f0, Wt, b, scale, Z, fives):
     so that the softmax and gradient that follow work along rows, in full
     vectors, rather than along ten classes. ``rows`` and Z have a multiple of 4
     entries, the padding repeating a real row, so there is no remainder code;
-    logits past ``nrows`` are computed and ignored.
+    logits past ``nrows`` are computed and ignored. Classes go in blocks of four
+    (``fives`` None) or of five (``fives`` True); see :func:`class_blocks`.
     """
+
+
+# The two bodies of _block_logits, one per block size, chosen while typing (see
+# class_blocks). Each block size is a function of its own: with both loops in one
+# body LLVM compiled the blocks of five 50% slower. The rows are taken as slices,
+# not by offset indexing, so that the loops over them vectorise.
+
+def _block_logits_by4(X, rows, nrows, f0, Wt, b, scale, Z, fives):
     for c in range(Wt.shape[0]):
         Z[c, :] = b[c]
     n = min(Wt.shape[1], X.shape[1] - f0)  # the last panel of Wt is zero-padded past X's features
     for i in range(0, nrows, 4):
-        # Row slices, not offset indexing, so that the loops over them vectorise.
-        _add_logits(X[rows[i], f0:f0 + n], X[rows[i + 1], f0:f0 + n], X[rows[i + 2], f0:f0 + n],
-                    X[rows[i + 3], f0:f0 + n], Wt, scale, Z, i, fives)
+        x0, x1, x2, x3 = X[rows[i], f0:f0 + n], X[rows[i + 1], f0:f0 + n], \
+            X[rows[i + 2], f0:f0 + n], X[rows[i + 3], f0:f0 + n]
+        for j in range(0, Wt.shape[0], 4):
+            _dot_4x4(x0, x1, x2, x3, Wt, j, scale, Z, i)
+
+
+def _block_logits_by5(X, rows, nrows, f0, Wt, b, scale, Z, fives):
+    for c in range(Wt.shape[0]):
+        Z[c, :] = b[c]
+    n = min(Wt.shape[1], X.shape[1] - f0)
+    for i in range(0, nrows, 4):
+        x0, x1, x2, x3 = X[rows[i], f0:f0 + n], X[rows[i + 1], f0:f0 + n], \
+            X[rows[i + 2], f0:f0 + n], X[rows[i + 3], f0:f0 + n]
+        for j in range(0, Wt.shape[0], 5):
+            _dot_2x5(x0, x1, Wt, j, scale, Z, i)
+            _dot_2x5(x2, x3, Wt, j, scale, Z, i + 2)
+
+
+@overload(_block_logits)
+def _block_logits_for(X, rows, nrows, f0, Wt, b, scale, Z, fives):
+    return _block_logits_by4 if isinstance(fives, types.NoneType) else _block_logits_by5
 
 
 @intrinsic
@@ -341,16 +333,19 @@ def _rows_exp(Z, nrows, C, scratch):
 
 
 @_kernel
-def _rows_xent_loss(Z, nrows, C, labels, scratch):
-    """Summed cross-entropy of rows ``[0, nrows)`` of class-major logits Z against ``labels[:nrows]``.
-
-    Also returns E and S of :func:`_rows_exp`.
-    """
-    E, M, S = _rows_exp(Z, nrows, C, scratch)
+def _summed_loss(Z, nrows, labels, M, S):
+    """``sum_r lse_r - Z[labels[r], r]``, with ``lse = M + log(S)`` from :func:`_rows_exp`."""
     loss = 0.0
     for r in range(nrows):
         loss += M[r] + math.log(S[r]) - Z[labels[r], r]
-    return loss, E, S
+    return loss
+
+
+@_kernel
+def _rows_xent_loss(Z, nrows, C, labels, scratch):
+    """Summed cross-entropy of rows ``[0, nrows)`` of class-major logits Z against ``labels[:nrows]``."""
+    E, M, S = _rows_exp(Z, nrows, C, scratch)
+    return _summed_loss(Z, nrows, labels, M, S)
 
 
 @_kernel
@@ -360,7 +355,8 @@ def _rows_xent_grad(Z, nrows, C, labels, gscale, G, scratch):
     G is class-major like Z; its padding classes get 0 and its columns past
     ``nrows`` are left as they are.
     """
-    loss, E, S = _rows_xent_loss(Z, nrows, C, labels, scratch)
+    E, M, S = _rows_exp(Z, nrows, C, scratch)
+    loss = _summed_loss(Z, nrows, labels, M, S)
     for r in range(nrows):
         S[r] = gscale / S[r]
     for c in range(C):
@@ -440,39 +436,39 @@ def _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt):
         w4[f] = w4[f] - g04 * a0 - g14 * a1 - g24 * a2 - g34 * a3
 
 
-@_kernel
 def _subtract_weights(X, rows, nrows, f0, G, scale, Wt, fives):
     """``Wt[:, :n] -= scale * G[:, :m] @ X[rows[:m], f0:f0+n]``, m = nrows rounded up to 4.
 
     G is class-major ``[Cp, rows]``; its columns past ``nrows`` must be zero (the
     padding entries of ``rows`` repeat a real row), so there is no remainder
     code. Blocks of four rows go outside the classes, so the block and all of
-    Wt stay close to the core while every class row is updated.
+    Wt stay close to the core while every class row is updated. Classes in
+    blocks of four or five, as in :func:`_block_logits`.
     """
+
+
+def _subtract_weights_by4(X, rows, nrows, f0, G, scale, Wt, fives):
     n = min(Wt.shape[1], X.shape[1] - f0)
     for r in range(0, nrows, 4):
-        _subtract_outer(X[rows[r], f0:f0 + n], X[rows[r + 1], f0:f0 + n], X[rows[r + 2], f0:f0 + n],
-                        X[rows[r + 3], f0:f0 + n], G, r, scale, Wt, fives)
+        x0, x1, x2, x3 = X[rows[r], f0:f0 + n], X[rows[r + 1], f0:f0 + n], \
+            X[rows[r + 2], f0:f0 + n], X[rows[r + 3], f0:f0 + n]
+        for c in range(0, Wt.shape[0], 4):
+            _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt)
 
 
-def _subtract_outer(x0, x1, x2, x3, G, r, scale, Wt, fives):
-    """``Wt -= scale * G[:, r:r+4] @ [x0, x1, x2, x3]`` in blocks of four classes, or of five if ``fives``."""
+def _subtract_weights_by5(X, rows, nrows, f0, G, scale, Wt, fives):
+    n = min(Wt.shape[1], X.shape[1] - f0)
+    for r in range(0, nrows, 4):
+        x0, x1, x2, x3 = X[rows[r], f0:f0 + n], X[rows[r + 1], f0:f0 + n], \
+            X[rows[r + 2], f0:f0 + n], X[rows[r + 3], f0:f0 + n]
+        for c in range(0, Wt.shape[0], 5):
+            _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt)
 
 
-def _subtract_outer_by4(x0, x1, x2, x3, G, r, scale, Wt, fives):
-    for c in range(0, Wt.shape[0], 4):
-        _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt)
-
-
-def _subtract_outer_by5(x0, x1, x2, x3, G, r, scale, Wt, fives):
-    for c in range(0, Wt.shape[0], 5):
-        _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt)
-
-
-@overload(_subtract_outer)
-def _subtract_outer_for(x0, x1, x2, x3, G, r, scale, Wt, fives):
-    # As _add_logits: only the block size in use is compiled.
-    return _subtract_outer_by4 if isinstance(fives, types.NoneType) else _subtract_outer_by5
+@overload(_subtract_weights)
+def _subtract_weights_for(X, rows, nrows, f0, G, scale, Wt, fives):
+    # As _block_logits: only the block size in use is compiled.
+    return _subtract_weights_by4 if isinstance(fives, types.NoneType) else _subtract_weights_by5
 
 
 @_kernel
@@ -566,7 +562,7 @@ def _xent_loss(X, scale, y, Wt, b, C, fives, partial, first, stop):
     rows, Z, scratch = _chunk_buffers(Wt)
     for k in range(first, stop):
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
-        partial[k] = _rows_xent_loss(Z, n, C, y[start:start + n], scratch)[0]
+        partial[k] = _rows_xent_loss(Z, n, C, y[start:start + n], scratch)
 
 
 @_kernel

@@ -34,7 +34,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._cpu_threads import pool, thread_count
-from ._cpu_kernels import _CACHE_LINE, _block_logits, _kernel, _prefetch_rows, _rows_xent_grad, _scale_weights, \
+from ._cpu_kernels import _CACHE_LINE, _block_logits, _kernel, _prefetch, _rows_xent_grad, _scale_weights, \
     _subtract_column_sums, _subtract_weights, item_pointer, round_up, softmax_scratch_size, class_blocks
 
 #: Fixed feature split: the most threads one run uses, and the same for every thread count.
@@ -123,35 +123,16 @@ def _batch_rows(order, start, batch_size, rows):
 @_kernel
 def _prefetch_panels(X, order, first, stop, me, threads, Fp):
     """Prefetch this thread's panels of rows ``order[first:stop]``."""
+    step = _CACHE_LINE // X.itemsize
     for p in range(me, PANELS, threads):
         f0 = p * Fp
         f1 = min(f0 + Fp, X.shape[1])
         if f1 > f0:
-            _prefetch_rows(X, order, first, stop, f0, f1)
-
-
-@_kernel
-def _batch_gradient(Zp, b, y, rows, batch_size, C, gscale, G, Z, labels, scratch,
-                    X, order, ahead, me, threads, Fp):
-    """Step 3: ``G[:, r] = gscale * (softmax(b + sum_p Zp[p, :, r]) - onehot)``; returns the summed row losses.
-
-    The next batch's rows are prefetched here, a few at a time between the
-    classes' sums, where the load units have room: with shuffled batches the
-    latency of gathering rows dominates, and issued all at once the prefetches
-    overflow the core's queue of misses.
-    """
-    per_class = -(-batch_size // Z.shape[0])
-    for c in range(Z.shape[0]):
-        first = ahead + c * per_class
-        _prefetch_panels(X, order, first, min(first + per_class, ahead + batch_size), me, threads, Fp)
-        for r in range(batch_size):
-            Z[c, r] = b[c]
-        for p in range(Zp.shape[0]):
-            for r in range(batch_size):
-                Z[c, r] += Zp[p, c, r]
-    for r in range(batch_size):
-        labels[r] = y[rows[r]]
-    return _rows_xent_grad(Z, batch_size, C, labels, gscale, G, scratch)
+            for k in range(first, stop):
+                i = order[k]
+                for f in range(f0, f1, step):
+                    _prefetch(X, i, f)
+                _prefetch(X, i, f1 - 1)
 
 
 class ThreadBuffers(NamedTuple):
@@ -189,7 +170,8 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
     (each panel by its owner) and ``b_avg`` ``[1, Cp]`` likewise (by thread 0).
     """
     steps = losses.size
-    Fp = Wt.shape[2]
+    Cp, Fp = Wt.shape[1], Wt.shape[2]
+    per_class = -(-batch_size // Cp)  # rows of the next batch prefetched per class
     bias = buf.bias[0]
     done = steps
     for s in range(steps):
@@ -200,8 +182,25 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
         for p in range(me, PANELS, threads):
             _block_logits(X, buf.rows, batch_size, p * Fp, Wt[p], buf.nobias, scale, step_Z[p], fives)
         _barrier(sync, me, threads, s + 1)
-        loss = _batch_gradient(step_Z, bias, y, buf.rows, batch_size, C, rates[s] / batch_size,
-                               buf.G, buf.Z, buf.labels, buf.scratch, X, order, ahead, me, threads, Fp) / batch_size
+        # Step 3, on every thread: the batch's logits (the bias, then the panels'
+        # partial logits in panel order), its loss and its softmax gradient G.
+        # The next batch's rows are prefetched here, a few between each class's
+        # sums, where the load units have room: with shuffled batches the latency
+        # of gathering rows dominates, and issued all at once the prefetches
+        # overflow the core's queue of misses. (Written here rather than in a
+        # function of its own: every level of calls recompiles what is below it.)
+        for c in range(Cp):
+            first = ahead + c * per_class
+            _prefetch_panels(X, order, first, min(first + per_class, ahead + batch_size), me, threads, Fp)
+            for r in range(batch_size):
+                buf.Z[c, r] = bias[c]
+            for p in range(PANELS):
+                for r in range(batch_size):
+                    buf.Z[c, r] += step_Z[p, c, r]
+        for r in range(batch_size):
+            buf.labels[r] = y[buf.rows[r]]
+        loss = _rows_xent_grad(buf.Z, batch_size, C, buf.labels, rates[s] / batch_size, buf.G, buf.scratch)
+        loss /= batch_size
         if me == 0:
             losses[s] = loss
         if not math.isfinite(loss):
