@@ -167,7 +167,7 @@ def test_bench_table_json_compare_and_plot(fashion_dir, tmp_path):
     assert "`numpy-loop`" in table and "`model-u8`" in table and "speed-up over `numpy-loop`" in table
     assert "--quick --json bench/results/x.json" in table
 
-    again = run_bench("--workloads", "sgd-step", "--rounds", "3", "--compare", str(out), "--offline")
+    again = run_bench("--workloads", "sgd-step", "--quick", "--rounds", "3", "--compare", str(out), "--offline")
     assert again.returncode == 0, again.stderr
     assert "then ms" in again.stdout and "sgd-step" in again.stdout.split("then ms", 1)[1]
 
