@@ -259,6 +259,8 @@ BAD_UPDATES = [  # (call on (kern, W, b), error, message); W and b must come bac
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, True, 0.5), fs.InputTypeError, "batch_size"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, "8", 0.5), fs.InputTypeError, "batch_size"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, -8, 0.5), fs.InputError, "batch_size must be >= 1"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER[:0], 10**30, 0.5), fs.InputError, "batch_size .* larger"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER[:0], 2**62, 0.5), fs.InputError, "batch_size .* larger"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, "0.5"), fs.InputTypeError, "learning_rate"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, None), fs.InputTypeError, "learning_rate"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, np.full(4, 0.5)), fs.InputError,

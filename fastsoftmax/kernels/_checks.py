@@ -132,6 +132,9 @@ def schedule(order, batch_size, n_rows, learning_rate, weight_decay, dtype):
     if not isinstance(order, np.ndarray) or order.dtype.kind not in "iu" or order.ndim != 1:
         raise InputTypeError(f"order must be a 1-D integer array of row indices, got {describe(order)}")
     batch_size = count(batch_size, "batch_size")
+    if batch_size > max(order.size, n_rows):  # only possible for an empty order: nothing to size buffers by
+        raise InputError(f"batch_size {batch_size} is larger than both order ({order.size} indices) "
+                         f"and X ({n_rows} rows)")
     if order.size % batch_size:
         raise InputError(f"order has {order.size} indices, not a multiple of batch_size {batch_size}")
     if order.size and (order.min() < 0 or order.max() >= n_rows):
