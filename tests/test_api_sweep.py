@@ -293,6 +293,8 @@ def model_cases(draw):
 @example(case=(SETTINGS_FOR_SAVE, "fit-keyword", {"X": MX, "y": MY, "epochs": -10**400}))
 @example(case=(SETTINGS_FOR_SAVE, "fit", {"X": 10**400, "y": MY}))
 @example(case=({**SETTINGS_FOR_SAVE, "average": np.uint8(7)}, "constructor", {"X": MX, "y": MY}))
+@example(case=({**SETTINGS_FOR_SAVE, "backend": "cpu", "batch_size": 20, "steps": 1, "learning_rate": 1e10},
+               "fit", {"X": np.full((20, F), 1e30, np.float32), "y": MY}))  # the one step overflows float32
 def test_model_arguments(case, tmp_path):
     params, place, args = case
     path = fs.SoftmaxRegression(**SETTINGS_FOR_SAVE).fit(MX, MY).save(tmp_path / "before.npz")
@@ -304,7 +306,7 @@ def test_model_arguments(case, tmp_path):
             warnings.simplefilter("ignore")
             if place in ("constructor", "fit", "fit-keyword"):
                 model.fit(**args)
-                assert _finite(model.coef_) and _finite(model.intercept_)
+                assert _finite(model.coef_) and _finite(model.intercept_), "fit returned non-finite weights"
                 model.save(path)
                 assert fs.SoftmaxRegression.load(path).predict(MX).shape == (20,)
                 file_before = path.read_bytes()
