@@ -256,3 +256,24 @@ def test_a_data_file_that_cannot_be_read_gives_a_library_error(tmp_path):
     with pytest.raises(fs.DataReadError, match="cannot be read") as info:
         read_idx(tmp_path)  # a directory: reading it fails as an unreadable file would
     assert isinstance(info.value, OSError) and isinstance(info.value, fs.DataFileError)
+
+
+@pytest.mark.parametrize("sidecar", ['{"file": "0", "content": "0"}', "[1, 2]", "{", '{"file": 1}', ""])
+def test_a_damaged_checksum_cache_entry_is_hashed_again_not_trusted(mnist_dir, tmp_path, sidecar):
+    import warnings
+
+    from fastsoftmax.data.cache import check_against_manifest, load_idx_hashed
+
+    spec = MNIST.file("test_labels")
+    local = tmp_path / spec.filename
+    shutil.copy(mnist_dir / spec.filename, local)
+    cache = tmp_path / "cache"
+    load_idx_hashed(local, cache, 1)
+    (entry,) = cache.glob("*.sha256")
+    entry.write_text(sidecar)
+    labels, digests = load_idx_hashed(local, cache, 1)
+    assert digests.file == spec.sha256 and list(labels[:3]) == [7, 2, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_against_manifest(local, digests, spec, "mnist")
+    assert entry.read_text() != sidecar  # rewritten

@@ -75,12 +75,15 @@ def load_idx_hashed(source, cache_dir, expected_ndim: int):
     if is_file(entry) and is_file(sidecar):
         try:
             digests = Digests(**json.loads(sidecar.read_text()))
+            if not all(isinstance(d, str) and len(d) == 64 and set(d) <= set("0123456789abcdef")
+                       for d in digests):
+                raise ValueError(f"not two sha256 digests: {digests}")
             # Memory-mapped: the second load costs a few ms whatever the size, and the
             # read-only pixels are shared with the page cache instead of copied.
             array = np.asarray(np.load(entry, mmap_mode="r", allow_pickle=False))
             if array.dtype == np.uint8 and array.ndim == expected_ndim:
                 return array, digests
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError) as exc:  # a damaged entry is parsed again, not trusted
             log.warning("ignoring unreadable cache entry %s: %s", entry, exc)
     array, file_sha, content_sha = read_idx_hashed(source, expected_ndim)
     digests = Digests(file_sha, content_sha)
