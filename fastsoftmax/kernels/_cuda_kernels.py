@@ -37,7 +37,6 @@ computed on a repeated row and not written).
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 
@@ -122,15 +121,26 @@ def stages_weights(n_features, n_classes, dtype):
     return n_features * n_classes * np.dtype(dtype).itemsize <= SHARED_W_BYTES
 
 
-@functools.lru_cache(maxsize=None)
+#: The fast row kernels made so far, by (classes, dtype name, pack, staged).
+ROW_KERNELS: dict = {}
+
+
 def row_kernels(n_classes, dtype_name, pack, staged):
     """The fast row kernels for ``n_classes`` classes of ``dtype_name`` and ``pack`` pixels a word.
 
     Returns ``(forward, predict, loss, grad)``, each taking ``(X, scale, WT, b, ..., bad)``
     with X as ``[N, F / pack]`` words, WT from :func:`packed_weights` and, when
-    ``staged``, ``WT.nbytes`` of dynamic shared memory at launch.
+    ``staged``, ``WT.nbytes`` of dynamic shared memory at launch. Made once per key
+    (:data:`ROW_KERNELS`); each compiles on its first launch.
     """
-    C, P = int(n_classes), int(pack)
+    key = (int(n_classes), str(dtype_name), int(pack), bool(staged))
+    if key not in ROW_KERNELS:
+        ROW_KERNELS[key] = _make_row_kernels(*key)
+    return ROW_KERNELS[key]
+
+
+def _make_row_kernels(n_classes, dtype_name, pack, staged):
+    C, P = n_classes, pack
     DT = np.dtype(dtype_name).type  # casts, and local arrays
     SHARED_DT = np.dtype(dtype_name)  # the simulator's dynamic shared array wants a dtype instance
     options = jit_options(ROW_THREADS, blocks_per_sm(C, dtype_name), cache=False)
