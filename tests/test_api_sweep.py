@@ -235,7 +235,7 @@ OVERFLOWING_STEP = ("train_steps", {"X": np.full((N, F), 1e30, np.float32), "y":
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
-@sweep(300)
+@sweep(200)
 @given(case=kernel_cases())
 @example(case=OVERFLOWING_STEP)
 def test_kernel_arguments(backend, case):
