@@ -25,6 +25,7 @@ two counters (acquire/release atomics) once per step.
 from __future__ import annotations
 
 import math
+import os
 import platform
 from typing import NamedTuple
 import numpy as np
@@ -98,16 +99,47 @@ def _spin_hint(typingctx):
     return types.void(), codegen
 
 
+#: Spin-wait hints before a waiting thread starts giving its core away (about 50-200 us): a step's
+#: wait is a few microseconds, unless the other thread is not running at all.
+_SPINS_BEFORE_YIELD = 2048
+
+
+@intrinsic
+def _yield_core(typingctx):
+    """``sched_yield()`` on POSIX systems (nothing elsewhere): let another runnable thread have this core.
+
+    Declared as an external symbol, not called through ctypes, so the kernels that
+    use it can still be cached on disk.
+    """
+    posix = os.name == "posix"
+
+    def codegen(context, builder, sig, args):
+        if posix:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
 @_kernel
 def _barrier(sync, me, threads, count):
     """Announce that thread ``me`` has reached barrier number ``count``; wait for all others to.
 
-    The counters only grow, so there is nothing to reset between steps.
+    The counters only grow, so there is nothing to reset between steps. A thread
+    that has waited long gives its core away at every further check: on a busy
+    machine the thread it waits for may be the one waiting for a core, and pure
+    spinning then made a 30 ms run take seconds.
     """
     _store_release(sync, me * _SYNC_STRIDE, count)
     for other in range(threads):
+        spins = 0
         while _load_acquire(sync, other * _SYNC_STRIDE) < count:
-            _spin_hint()
+            if spins < _SPINS_BEFORE_YIELD:
+                spins += 1
+                _spin_hint()
+            else:
+                _yield_core()
 
 
 # ---------------------------------------------------------------- the loop
