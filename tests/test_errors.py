@@ -324,3 +324,12 @@ def test_small_public_helpers_refuse_bad_arguments():
     with pytest.raises(fs.InputTypeError, match="dtype must be"):
         fs.data.to_float_images(np.zeros(3, np.uint8), np.int8)
     assert fs.data.to_float_images(np.full(2, 255, np.uint8), np.float64).tolist() == [1.0, 1.0]
+
+
+def test_finished_refuses_to_report_overflowed_weights_as_a_result():
+    from fastsoftmax.kernels import _checks
+
+    losses = np.array([1.0, 0.5])
+    assert _checks.finished(2, losses, W, B) == (2, losses)
+    with pytest.raises(fs.DivergenceError, match="update of step 1 overflowed float32"):
+        _checks.finished(2, losses, np.where(W > 0, np.inf, W).astype(np.float32), B)

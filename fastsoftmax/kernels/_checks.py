@@ -310,6 +310,19 @@ def finite_labels(out, dtype):
     return out
 
 
+def finished(done, losses, W, b):
+    """``train_steps``' result ``(done, losses)``, unless its updates left W or b non-finite.
+
+    A step is never applied when its loss is not finite, but a finite loss can still
+    come with an update that overflows W's dtype (huge inputs times a large rate): on
+    the last step nothing would notice. Raises :class:`DivergenceError` then.
+    """
+    if not (np.isfinite(magnitude(W)) and np.isfinite(magnitude(b))):
+        raise DivergenceError(f"the update of step {int(done) - 1} overflowed {W.dtype}: W and b now hold infinity "
+                              "or NaN; use a smaller learning_rate or smaller inputs")
+    return int(done), losses
+
+
 def finite_loss(loss, dtype):
     """Raise unless a loss is finite."""
     if not np.isfinite(loss):
