@@ -394,8 +394,10 @@ CLI_OPTIONS = ["--steps", "--epochs", "--batch-size", "--learning-rate", "--lr-d
 @example(option="--output", value="/a-file/out")  # a file where a directory is needed
 @example(option="--data-dir", value="/a-file/out")
 @example(option="--learning-rate", value="1e400")
-def test_cli_train_arguments(option, value, tmp_path, fashion_dir, capsys):
+def test_cli_train_arguments(option, value, tmp_path, fashion_dir, capsys, monkeypatch):
     from fastsoftmax.cli import main
+
+    monkeypatch.chdir(tmp_path)  # relative paths ("", ".") land here too
 
     (tmp_path / "a-file").write_text("not a directory")
     argv = ["train", "--dataset", "fashion-mnist", "--offline", "--steps", "2", "--backend", "numpy",
