@@ -26,9 +26,28 @@ def test_train_json_then_evaluate(fashion_dir, tmp_path):
     assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(result["test_accuracy"])
 
 
+@pytest.mark.realdata
+def test_train_with_recommended_averaging(fashion_dir, tmp_path):
+    """``--average`` alone averages the run's second half: from 50,000 of its 100,000 samples."""
+    run = cli("train", "--dataset", "fashion-mnist", "--average", "--json", "--seed", "0")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["average"] == 50000 and result["steps"] == 1000 and result["test_accuracy"] >= 0.83
+    plain = json.loads(cli("train", "--dataset", "fashion-mnist", "--json", "--seed", "0").stdout)
+    assert plain["average"] is None and plain["test_accuracy"] < result["test_accuracy"]
+    counted = json.loads(cli("train", "--dataset", "fashion-mnist", "--json", "--steps", "200", "--average", "5000",
+                             "--output", str(tmp_path)).stdout)
+    assert counted["average"] == 5000 and counted["steps"] == 200
+    evaluated = cli("evaluate", str(tmp_path / "model.npz"), "--dataset", "fashion-mnist")
+    assert evaluated.returncode == 0 and "Ankle boot:" in evaluated.stdout
+    assert f"accuracy {counted['test_accuracy']:.4f}" in evaluated.stdout
+
+
 def test_usage_errors_exit_2_without_traceback():
     run = cli("train", "--steps", "-3")
     assert run.returncode == 2 and "must be > 0" in run.stderr and "Traceback" not in run.stderr
+    run = cli("train", "--average", "-5")
+    assert run.returncode == 2 and "must be >= 0" in run.stderr
     run = cli("frobnicate")
     assert run.returncode == 2 and "Traceback" not in run.stderr
 
@@ -52,11 +71,13 @@ sys.meta_path.insert(0, NoCuda())
 
 def test_import_info_and_cuda_request_without_numba_cuda():
     script = NO_CUDA + """
+import numpy as np
 import fastsoftmax
 from fastsoftmax.cli import main
 code = main(["info"])
+model = fastsoftmax.SoftmaxRegression(backend="cuda")  # stores its settings; fit looks the backend up
 try:
-    fastsoftmax.SoftmaxRegression(backend="cuda")
+    model.fit(np.zeros((2, 3), np.float32), np.array([0, 1]))
 except fastsoftmax.BackendUnavailableError as exc:
     print("REFUSED", exc)
 raise SystemExit(code)
