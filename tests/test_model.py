@@ -376,3 +376,13 @@ def test_validation_accuracy_is_recorded_where_it_was_measured():
     assert history["val_step"] == [10, 20, 25] and history["epoch"] == [1.0, 2.0, 2.5]
     assert history["val_accuracy"][-1] == model.score(X[:60], y[:60])
     assert len(history["loss"]) == 25
+
+
+def test_cuda_averaging_matches_cpu():
+    kernels_or_skip("cuda")
+    X, y = _small(n=60, features=12)
+    runs = [fs.SoftmaxRegression(backend=backend, batch_size=10, average=30, warm_start=True)
+            .fit(X, y, steps=4, shuffle=False).fit(X, y, steps=4, shuffle=False) for backend in ("cpu", "cuda")]
+    assert runs[0]._state.average_count == runs[1]._state.average_count == 5
+    np.testing.assert_allclose(runs[1].coef_, runs[0].coef_, atol=1e-5)
+    np.testing.assert_allclose(runs[1].intercept_, runs[0].intercept_, atol=1e-5)

@@ -114,3 +114,16 @@ def test_grid_search_and_pipeline_on_real_mnist_rows(mnist_test_split):
     scores = cross_val_score(pipeline, X.astype(np.float32), y, cv=3)
     assert scores.min() >= 0.8
     assert pipeline.fit(X.astype(np.float32), y).score(X_test.astype(np.float32), y_test) >= 0.85
+
+
+@pytest.mark.realdata
+def test_scikit_learn_example_runs(fashion_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "scikit_learn.py"
+    run = subprocess.run([sys.executable, str(script), "--dataset", "fashion-mnist"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    accuracies = [float(line.rsplit(" ", 1)[1]) for line in run.stdout.strip().splitlines()]
+    assert len(accuracies) == 3 and min(accuracies) >= 0.8
