@@ -59,10 +59,12 @@ def check_rows(kern, X, y, W, b):
 
 
 @pytest.mark.parametrize("n, f, c, dtype, pixels", [
-    (45, 24, 10, np.float32, True),   # fast, uint8 read as words of four pixels; more rows than the grid's slots
+    (80, 24, 10, np.float32, True),   # fast, uint8 as uint64 words of 8 pixels; more rows than the grid's slots
+    (14, 12, 5, np.float64, True),    # fast, uint8 as uint32 words of 4 pixels
     (13, 13, 3, np.float64, True),    # fast, uint8 one pixel at a time (13 is not a multiple of 4)
-    (9, 7, 16, np.float32, False),    # fast at its most classes, float rows
-    (7, 5, 2, np.float64, False),     # fast, float64
+    (11, 10, 16, np.float32, False),  # fast at its most classes, float32 rows as complex64 pairs
+    (8, 6, 4, np.float64, False),     # fast, float64 rows as complex128 pairs
+    (7, 5, 2, np.float32, False),     # fast, float rows of odd width, one value at a time
     (6, 9, 17, np.float32, True),     # generic: more classes than the fast kernels take
     (4, 6, 32, np.float64, False),    # generic, a whole simulated block for one row
 ])
@@ -84,11 +86,23 @@ def test_packed_weights_layout():
     from fastsoftmax.kernels._cuda_kernels import packed_weights
 
     W = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
-    WT = packed_weights(W, 4).reshape(3, 4, 2)  # [class, pixel of the word, word]
+    WT = packed_weights(W, 4).reshape(3, 2, 4)  # [class, word, pixel of the word]
     for f in range(8):
         for c in range(3):
-            assert WT[c, f % 4, f // 4] == W[f, c]
+            assert WT[c, f // 4, f % 4] == W[f, c]
     np.testing.assert_array_equal(packed_weights(W, 1).reshape(3, 8), W.T)
+    np.testing.assert_array_equal(packed_weights(W, 8).reshape(3, 8), W.T)
+
+
+def test_rows_are_read_in_the_widest_words_that_divide_them():
+    from fastsoftmax.kernels._cuda_kernels import packing
+
+    assert packing(np.uint8, 784) == (np.dtype(np.uint64), 8)
+    assert packing(np.uint8, 12) == (np.dtype(np.uint32), 4)
+    assert packing(np.uint8, 13) == (np.dtype(np.uint8), 1)
+    assert packing(np.float32, 784) == (np.dtype(np.complex64), 2)
+    assert packing(np.float64, 10) == (np.dtype(np.complex128), 2)
+    assert packing(np.float32, 7) == (np.dtype(np.float32), 1)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the simulator's NumPy scalars meeting NaN

@@ -52,8 +52,6 @@ THREADS = 32 if SIMULATED else 256
 ROW_THREADS = 64 if SIMULATED else 256
 #: Lanes that share one row in the fast kernels (a power of two dividing 32).
 LANES = 8
-#: Rows a fast-kernel block works on at once.
-ROWS_PER_BLOCK = ROW_THREADS // LANES
 #: Most classes the fast kernels take; more go to the generic ones.
 FAST_CLASSES = 16
 #: Largest W staged in shared memory: the static limit, so no opt-in attribute is needed.
@@ -82,8 +80,10 @@ def device_function(fn):
     return cuda.jit(device=True)(fn) if SIMULATED else cuda.jit(device=True, forceinline=True)(fn)
 
 
-#: Shared scratch of the simulator's stand-in for warp shuffles, ``[threads, classes]`` (one slot on a GPU, unused).
-EXCHANGE = (ROW_THREADS, FAST_CLASSES) if SIMULATED else (1, 1)
+#: Most rows a lane works on at once (see :func:`rows_per_lane`).
+MAX_ROWS_PER_LANE = 4
+#: Shared scratch of the simulator's stand-in for warp shuffles (one slot on a GPU, unused).
+EXCHANGE = (ROW_THREADS, FAST_CLASSES * MAX_ROWS_PER_LANE) if SIMULATED else (1, 1)
 
 
 @device_function
@@ -96,59 +96,96 @@ def _row_sum(value):
     return value
 
 
+def rows_per_lane(n_classes, dtype_name):
+    """Rows each lane of the fast kernels works on at once.
+
+    Every weight a lane reads from shared memory serves this many rows: one row a
+    lane would need a shared-memory load per multiply-add, which on an H100 caps
+    the kernel near a third of the memory bandwidth. Bounded by the accumulators
+    (rows x classes) that fit the register budget of :func:`blocks_per_sm`.
+    """
+    budget = 32 if dtype_name == "float32" else 16
+    return max(1, min(MAX_ROWS_PER_LANE, budget // n_classes))
+
+
 def blocks_per_sm(n_classes, dtype_name):
     """Resident blocks per SM that a fast kernel's launch bounds promise, and so its register
-    budget (65536 / (ROW_THREADS * blocks)): float32 rows fit 64 registers a thread (4 blocks
-    of 256), float64 logits take twice as many, and from 13 classes on more again (checked
-    by ``tests/test_cuda_resources.py``: no spills)."""
-    if dtype_name == "float32":
-        return 4
-    return 2 if n_classes <= 12 else 1
+    budget, 65536 / (ROW_THREADS x blocks): 64 registers a thread at 4 blocks of 256, 128 at 2.
+    Checked by ``tests/test_cuda_resources.py`` (no spills)."""
+    return 2 if dtype_name == "float32" or n_classes <= 12 else 1
+
+
+def rows_per_block(n_classes, dtype_name):
+    """Rows a fast-kernel block works on at once."""
+    return ROW_THREADS // LANES * rows_per_lane(n_classes, dtype_name)
 
 
 def packing(x_dtype, n_features):
-    """Pixels per 4-byte word the fast kernels read: 4 for uint8 rows of a multiple of 4, else 1."""
-    return 4 if np.dtype(x_dtype) == np.uint8 and n_features % 4 == 0 else 1
+    """How the fast kernels read a row: ``(word dtype, pixels a word)``, the widest load that
+    divides the row. uint8 rows of a multiple of 8 pixels (784 = 8 x 98) are read as uint64
+    words of eight pixels, of 4 as uint32; float rows of an even width as complex pairs
+    (complex64: two float32, one 8-byte load; complex128: two float64)."""
+    x_dtype = np.dtype(x_dtype)
+    if x_dtype == np.uint8:
+        for word, pack in ((np.uint64, 8), (np.uint32, 4)):
+            if n_features % pack == 0:
+                return np.dtype(word), pack
+        return x_dtype, 1
+    if n_features % 2 == 0:
+        return np.dtype(np.complex64 if x_dtype == np.float32 else np.complex128), 2
+    return x_dtype, 1
 
 
 def packed_weights(W, pack):
-    """W ``[F, C]`` laid out as the fast kernels read it: ``[C, pack, F / pack]``, flattened."""
+    """W ``[F, C]`` laid out as the fast kernels read it, ``[C, F / pack, pack]`` flattened: the
+    weights of one word's pixels for one class are adjacent (one wide shared-memory load)."""
     F, C = W.shape
-    return np.ascontiguousarray(W.reshape(F // pack, pack, C).transpose(2, 1, 0)).reshape(-1)
+    return np.ascontiguousarray(W.reshape(F // pack, pack, C).transpose(2, 0, 1)).reshape(-1)
 
 
 def stages_weights(n_features, n_classes, dtype):
     return n_features * n_classes * np.dtype(dtype).itemsize <= SHARED_W_BYTES
 
 
-#: The fast row kernels made so far, by (classes, dtype name, pack, staged).
+#: The fast row kernels made so far, by (classes, W's dtype name, word dtype name, pack, staged).
 ROW_KERNELS: dict = {}
 
 
-def row_kernels(n_classes, dtype_name, pack, staged):
-    """The fast row kernels for ``n_classes`` classes of ``dtype_name`` and ``pack`` pixels a word.
+def row_kernels(n_classes, dtype_name, word_name, pack, staged):
+    """The fast row kernels for ``n_classes`` classes of ``dtype_name``, reading rows as words of
+    ``word_name`` holding ``pack`` pixels each (see :func:`packing`).
 
     Returns ``(forward, predict, loss, grad)``, each taking ``(X, scale, WT, b, ..., bad)``
     with X as ``[N, F / pack]`` words, WT from :func:`packed_weights` and, when
     ``staged``, ``WT.nbytes`` of dynamic shared memory at launch. Made once per key
     (:data:`ROW_KERNELS`); each compiles on its first launch.
     """
-    key = (int(n_classes), str(dtype_name), int(pack), bool(staged))
+    key = (int(n_classes), str(dtype_name), str(word_name), int(pack), bool(staged))
     if key not in ROW_KERNELS:
         ROW_KERNELS[key] = _make_row_kernels(*key)
     return ROW_KERNELS[key]
 
 
-def _make_row_kernels(n_classes, dtype_name, pack, staged):
+def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
     C, P = n_classes, pack
+    R = rows_per_lane(C, dtype_name)
+    RC = R * C
+    GROUP = ROW_THREADS // LANES * R  # rows of a block at once: slot s takes rows s*R .. s*R + R - 1
     DT = np.dtype(dtype_name).type  # casts, and local arrays
     SHARED_DT = np.dtype(dtype_name)  # the simulator's dynamic shared array wants a dtype instance
     options = jit_options(ROW_THREADS, blocks_per_sm(C, dtype_name), cache=False)
 
-    if P == 4:
+    if np.dtype(word_name).kind == "u" and P > 1:
+        SHIFT = np.dtype(word_name).type(8)
+        MASK = np.dtype(word_name).type(0xFF)
+
         @device_function
         def pixel(word, k):
-            return DT((word >> (8 * k)) & 0xFF)
+            return DT((word >> (SHIFT * k)) & MASK)
+    elif np.dtype(word_name).kind == "c":
+        @device_function
+        def pixel(word, k):
+            return word.real if k == 0 else word.imag
     else:
         @device_function
         def pixel(word, k):
@@ -179,58 +216,65 @@ def _make_row_kernels(n_classes, dtype_name, pack, staged):
         @device_function
         def row_sums(z, exchange):
             """The simulator has no warp shuffles: the same butterfly through shared memory,
-            all classes at once between two block barriers."""
+            all values at once between two block barriers."""
             t = cuda.threadIdx.x
             for offset in (4, 2, 1):
                 cuda.syncthreads()
-                for c in range(C):
+                for c in range(RC):
                     exchange[t, c] = z[c]
                 cuda.syncthreads()
-                for c in range(C):
+                for c in range(RC):
                     z[c] += exchange[t ^ offset, c]
     else:
         @device_function
         def row_sums(z, exchange):
-            for c in range(C):
+            for c in range(RC):
                 z[c] = _row_sum(z[c])
 
     @device_function
-    def row_logits(X, row, scale, WT, sW, b, exchange, z):
-        """``z[c]`` = logits of ``row``, the same on every lane of the row."""
+    def block_logits(X, first, scale, WT, sW, b, exchange, z, x):
+        """``z[i * C + c]``: logits of row ``first + slot * R + i`` (the last row past the end),
+        the same on every lane of the slot."""
         words = X.shape[1]
+        last = X.shape[0] - 1
         sub = cuda.threadIdx.x % LANES
-        for c in range(C):
+        row = first + cuda.threadIdx.x // LANES * R
+        for c in range(RC):
             z[c] = DT(0)
         for j in range(sub, words, LANES):
-            word = X[row, j]
+            for i in range(R):  # R independent loads in flight before any arithmetic
+                x[i] = X[min(row + i, last), j]
             for k in range(P):
-                x = pixel(word, k)
                 for c in range(C):
-                    z[c] += x * weight(WT, sW, (c * P + k) * words + j)
+                    w = weight(WT, sW, (c * words + j) * P + k)
+                    for i in range(R):
+                        z[i * C + c] += pixel(x[i], k) * w
         row_sums(z, exchange)
-        for c in range(C):
-            z[c] = z[c] * scale + b[c]
+        for i in range(R):
+            for c in range(C):
+                z[i * C + c] = z[i * C + c] * scale + b[c]
+        return row
 
     @device_function
-    def log_sum_exp(z):
-        """(lse, finite) of a row's logits."""
-        m = z[0]
-        finite = math.isfinite(z[0])
+    def log_sum_exp(z, o):
+        """(lse, finite) of the logits ``z[o:o + C]``."""
+        m = z[o]
+        finite = math.isfinite(z[o])
         for c in range(1, C):
-            m = max(m, z[c])
-            finite = finite and math.isfinite(z[c])
+            m = max(m, z[o + c])
+            finite = finite and math.isfinite(z[o + c])
         s = DT(0)
         for c in range(C):
-            s += math.exp(z[c] - m)
+            s += math.exp(z[o + c] - m)
         return m + math.log(s), finite
 
     @device_function
-    def pick(z, label):
-        """``z[label]`` for finite logits, as a sum of products: a select between the loads
+    def pick(z, o, label):
+        """``z[o + label]`` for finite logits, as a sum of products: a select between the loads
         would be folded into a load from a runtime index, which puts z in local memory."""
         value = DT(0)
         for c in range(C):
-            value += z[c] * DT(1 if c == label else 0)
+            value += z[o + c] * DT(1 if c == label else 0)
         return value
 
     @cuda.jit(**options)
@@ -238,56 +282,59 @@ def _make_row_kernels(n_classes, dtype_name, pack, staged):
         sW = cuda.shared.array(0, SHARED_DT)
         stage(WT, sW)
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
-        z = cuda.local.array(C, DT)
+        z = cuda.local.array(RC, DT)
+        x = cuda.local.array(R, X.dtype)
         sub = cuda.threadIdx.x % LANES
-        n = X.shape[0]
-        for first in range(cuda.blockIdx.x * ROWS_PER_BLOCK, n, cuda.gridDim.x * ROWS_PER_BLOCK):
-            row = first + cuda.threadIdx.x // LANES
-            row_logits(X, min(row, n - 1), scale, WT, sW, b, exchange, z)
-            if row < n:
-                lse, finite = log_sum_exp(z)
-                if not finite and sub == 0:
-                    cuda.atomic.min(bad, 0, row)
-                for c in range(C):
-                    if c % LANES == sub:
-                        out[row, c] = math.exp(z[c] - lse)
+        for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x)
+            for i in range(R):
+                if row + i < X.shape[0]:
+                    lse, finite = log_sum_exp(z, i * C)
+                    if not finite and sub == 0:
+                        cuda.atomic.min(bad, 0, row + i)
+                    for c in range(C):
+                        if c % LANES == sub:
+                            out[row + i, c] = math.exp(z[i * C + c] - lse)
 
     @cuda.jit(**options)
     def predict(X, scale, WT, b, out, bad):
         sW = cuda.shared.array(0, SHARED_DT)
         stage(WT, sW)
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
-        z = cuda.local.array(C, DT)
-        n = X.shape[0]
-        for first in range(cuda.blockIdx.x * ROWS_PER_BLOCK, n, cuda.gridDim.x * ROWS_PER_BLOCK):
-            row = first + cuda.threadIdx.x // LANES
-            row_logits(X, min(row, n - 1), scale, WT, sW, b, exchange, z)
-            if row < n and cuda.threadIdx.x % LANES == 0:
-                best, top, finite = 0, z[0], math.isfinite(z[0])
-                for c in range(1, C):
-                    finite = finite and math.isfinite(z[c])
-                    if z[c] > top:  # the first maximum, as numpy's argmax
-                        best, top = c, z[c]
-                if not finite:
-                    best = -1
-                    cuda.atomic.min(bad, 0, row)
-                out[row] = best
+        z = cuda.local.array(RC, DT)
+        x = cuda.local.array(R, X.dtype)
+        sub = cuda.threadIdx.x % LANES
+        for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x)
+            for i in range(R):
+                if row + i < X.shape[0] and sub == i % LANES:  # the slot's lanes share the writes
+                    o = i * C
+                    best, top, finite = 0, z[o], math.isfinite(z[o])
+                    for c in range(1, C):
+                        finite = finite and math.isfinite(z[o + c])
+                        if z[o + c] > top:  # the first maximum, as numpy's argmax
+                            best, top = c, z[o + c]
+                    if not finite:
+                        best = -1
+                        cuda.atomic.min(bad, 0, row + i)
+                    out[row + i] = best
 
     @cuda.jit(**options)
     def loss(X, scale, WT, b, y, row_loss, bad):
         sW = cuda.shared.array(0, SHARED_DT)
         stage(WT, sW)
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
-        z = cuda.local.array(C, DT)
-        n = X.shape[0]
-        for first in range(cuda.blockIdx.x * ROWS_PER_BLOCK, n, cuda.gridDim.x * ROWS_PER_BLOCK):
-            row = first + cuda.threadIdx.x // LANES
-            row_logits(X, min(row, n - 1), scale, WT, sW, b, exchange, z)
-            if row < n and cuda.threadIdx.x % LANES == 0:
-                lse, finite = log_sum_exp(z)
-                if not finite:
-                    cuda.atomic.min(bad, 0, row)
-                row_loss[row] = lse - pick(z, y[row])
+        z = cuda.local.array(RC, DT)
+        x = cuda.local.array(R, X.dtype)
+        sub = cuda.threadIdx.x % LANES
+        for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x)
+            for i in range(R):
+                if row + i < X.shape[0] and sub == i % LANES:
+                    lse, finite = log_sum_exp(z, i * C)
+                    if not finite:
+                        cuda.atomic.min(bad, 0, row + i)
+                    row_loss[row + i] = lse - pick(z, i * C, y[row + i])
 
     @cuda.jit(**options)
     def grad(X, scale, WT, b, y, gscale, G, row_loss, bad):
@@ -295,22 +342,22 @@ def _make_row_kernels(n_classes, dtype_name, pack, staged):
         sW = cuda.shared.array(0, SHARED_DT)
         stage(WT, sW)
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
-        z = cuda.local.array(C, DT)
+        z = cuda.local.array(RC, DT)
+        x = cuda.local.array(R, X.dtype)
         sub = cuda.threadIdx.x % LANES
-        n = X.shape[0]
-        for first in range(cuda.blockIdx.x * ROWS_PER_BLOCK, n, cuda.gridDim.x * ROWS_PER_BLOCK):
-            row = first + cuda.threadIdx.x // LANES
-            row_logits(X, min(row, n - 1), scale, WT, sW, b, exchange, z)
-            if row < n:
-                label = y[row]
-                lse, finite = log_sum_exp(z)
-                if sub == 0:
-                    if not finite:
-                        cuda.atomic.min(bad, 0, row)
-                    row_loss[row] = lse - pick(z, label)
-                for c in range(C):
-                    if c % LANES == sub:
-                        G[row, c] = gscale * (math.exp(z[c] - lse) - (1.0 if c == label else 0.0))
+        for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x)
+            for i in range(R):
+                if row + i < X.shape[0]:
+                    label = y[row + i]
+                    lse, finite = log_sum_exp(z, i * C)
+                    if sub == i % LANES:
+                        if not finite:
+                            cuda.atomic.min(bad, 0, row + i)
+                        row_loss[row + i] = lse - pick(z, i * C, label)
+                    for c in range(C):
+                        if c % LANES == sub:
+                            G[row + i, c] = gscale * (math.exp(z[i * C + c] - lse) - (1.0 if c == label else 0.0))
 
     return forward, predict, loss, grad
 

@@ -80,8 +80,8 @@ def _signatures(quick=False):
     """(name, variant, dispatcher, argument types, local arrays allowed) for every kernel launched.
 
     ``quick`` keeps the variants that bound the others from above: 16 classes (the
-    most the fast kernels take; registers grow with them), packed uint8 and float
-    rows, and uint8 rows for the rest.
+    most the fast kernels take; registers grow with them), rows read as uint64 and
+    as complex pairs (the most pixels a word), and uint8 rows for the rest.
     """
     from numba import types as T
 
@@ -92,13 +92,15 @@ def _signatures(quick=False):
     for ft in (T.float32, T.float64):
         dtype = str(ft)
         M, v, M3, M4 = (T.Array(ft, n, "C") for n in (2, 1, 3, 4))
-        # fast row kernels: C = 16 bounds their registers from above; C = 10 is MNIST
+        # fast row kernels: C = 16 bounds their registers from above; C = 10 is MNIST. Rows are
+        # read as words (see packing): 784 uint8 pixels as uint64, 28 as uint32, odd widths one by one
+        pair = T.complex64 if ft == T.float32 else T.complex128
         for C in ((16,) if quick else (10, 16)):
-            for xt, pack in ((T.uint32, 4), (T.uint8, 1), (ft, 1)):
-                if xt == T.uint8 and (quick or C == 10):
+            for xt, pack in ((T.uint64, 8), (T.uint32, 4), (T.uint8, 1), (pair, 2), (ft, 1)):
+                if quick and xt in (T.uint32, T.uint8, ft) or C == 10 and xt in (T.uint32, T.uint8):
                     continue
                 for staged in sorted({ft == T.float32, False}):
-                    kernels = k.row_kernels(C, dtype, pack, staged)
+                    kernels = k.row_kernels(C, dtype, str(xt), pack, staged)
                     X = T.Array(xt, 2, "C")
                     variant = f"C={C} W {dtype} X {xt}{' staged W' if staged else ''}"
                     for name, kernel, args in zip(

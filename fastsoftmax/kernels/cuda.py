@@ -77,10 +77,10 @@ if _PROBLEM:
 
 
 from ._cuda_kernels import (  # noqa: E402  (only once a device, real or simulated, is known to be there)
-    CHUNK_ROWS, FAST_CLASSES, ROW_THREADS, ROWS_PER_BLOCK, SUM_ITEMS, THREADS, _axpy_kernel,
-    _block_sums_kernel, _generic_forward_kernel, _generic_grad_kernel, _generic_loss_kernel,
-    _generic_predict_kernel, _partial_grad_kernel, _sum_chunks_kernel, blocks_per_sm, packed_weights, packing, row_kernels,
-    stages_weights)
+    CHUNK_ROWS, FAST_CLASSES, ROW_THREADS, SUM_ITEMS, THREADS, _axpy_kernel, _block_sums_kernel,
+    _generic_forward_kernel, _generic_grad_kernel, _generic_loss_kernel, _generic_predict_kernel,
+    _partial_grad_kernel, _sum_chunks_kernel, blocks_per_sm, packed_weights, packing, row_kernels,
+    rows_per_block, stages_weights)
 from ._cuda_training import (  # noqa: E402
     TRAIN_BLOCKS, TRAIN_THREADS, _train_cooperative_kernel, _train_parts_kernel, _train_update_kernel)
 
@@ -185,13 +185,14 @@ class _Rows:
         self.bad = cuda.to_device(np.array([self.n], np.int64))  # first row with non-finite logits
         self.fast = C <= FAST_CLASSES
         if self.fast:
-            pack = packing(xdtype, F)
+            word, pack = packing(xdtype, F)
             staged = stages_weights(F, C, dtype)
-            self.kernels = row_kernels(C, dtype.name, pack, staged)
+            self.kernels = row_kernels(C, dtype.name, word.name, pack, staged)
             self.WT = cuda.to_device(packed_weights(W, pack))
-            self.words = self.X.view(np.uint32) if pack == 4 else self.X
+            self.words = self.X.view(word) if word != xdtype else self.X
             self.sharedmem = self.WT.nbytes if staged else 0
-            groups = (self.n + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK
+            group = rows_per_block(C, dtype.name)
+            groups = (self.n + group - 1) // group
             self.grid = max(1, min(groups, _sm_count() * blocks_per_sm(C, dtype.name)))  # persistent: blocks stride over rows
         else:
             self.W = cuda.to_device(W)
