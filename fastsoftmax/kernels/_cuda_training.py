@@ -70,17 +70,21 @@ def _softmax_rows(parts, scale, y, order, start, batch, rate, b_copies, G, k, re
     returns the batch's mean loss, identical in every block."""
     C = G.shape[2]
     t = cuda.threadIdx.x
+    # the parts' sums spread over every thread of the block, then a row per thread
+    for o in range(t, batch * C, cuda.blockDim.x):
+        r = o // C
+        c = o - r * C
+        acc = parts[0, r, c]
+        for q in range(1, parts.shape[0]):
+            acc += parts[q, r, c]
+        G[k, r, c] = acc * scale + b_copies[k, c]
+    cuda.syncthreads()
     gscale = rate / batch
     total = 0.0
     for r in range(t, batch, cuda.blockDim.x):
-        m = -math.inf
-        for c in range(C):
-            acc = parts[0, r, c]
-            for q in range(1, parts.shape[0]):
-                acc += parts[q, r, c]
-            z = acc * scale + b_copies[k, c]
-            G[k, r, c] = z
-            m = max(m, z)
+        m = G[k, r, 0]
+        for c in range(1, C):
+            m = max(m, G[k, r, c])
         s = 0.0
         for c in range(C):
             s += math.exp(G[k, r, c] - m)
