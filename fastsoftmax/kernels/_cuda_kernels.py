@@ -8,21 +8,23 @@ differently on a GPU. Importing this module needs numba-cuda but no GPU.
 Two families of row kernels:
 
 * **Fast rows** (:func:`row_kernels`, up to :data:`FAST_CLASSES` classes): made
-  per class count, dtype and input packing by a cached factory, so the class
-  count is a compile-time constant and a row's ``C`` accumulators stay in
-  registers. :data:`LANES` lanes of a warp share a row (a warp holds
-  ``32 / LANES`` rows at once), each lane reading every ``LANES``-th 4-byte word
-  of it: uint8 rows whose width is a multiple of 4 are read as ``uint32`` words
-  of four pixels (784 pixels are 196 words), float rows one element per lane.
-  W is staged once per block in shared memory, in the same packing (class, byte
-  of the word, word), so the lanes of a row read consecutive banks; when it does
-  not fit (more than :data:`SHARED_W_BYTES`) the same layout is read from
-  global memory through L1. Lane partials are summed by an xor butterfly of
-  warp shuffles, which gives every lane of the row the same bits, so max,
-  log-sum-exp and argmax are computed redundantly by each lane with no further
-  exchange. The grid is persistent: :func:`blocks_per_sm` blocks per SM stride
-  over the rows. A row whose logits are not finite is flagged on the device
-  (``cuda.atomic.min`` of its index into ``bad[0]``); no host pass scans a result.
+  per class count, dtype and row packing by a factory, so the class count is a
+  compile-time constant and the accumulators stay in registers. A *slot* of
+  :data:`LANES` lanes works on :func:`rows_per_lane` rows at once (a warp has
+  ``32 / LANES`` slots), each lane reading every ``LANES``-th word of those rows
+  in the widest load that divides them (:func:`packing`: 784 uint8 pixels are 98
+  uint64 words of eight, float rows complex pairs). W is staged once per block in
+  shared memory as ``[class, word, pixel]``, so the lanes of a slot read
+  consecutive words, and every weight read serves all the slot's rows (one row a
+  lane would need a shared-memory load per multiply-add); when W does not fit
+  (more than :data:`SHARED_W_BYTES`) the same layout is read from global memory
+  through L1. Lane partials are summed by an xor butterfly of warp shuffles,
+  which gives every lane of the slot the same bits, so max, log-sum-exp and
+  argmax are computed redundantly with no further exchange. The grid is
+  persistent: :func:`blocks_per_sm` blocks per SM (what the launch bounds
+  promise) stride over the rows. A row whose logits are not finite is flagged on
+  the device (``cuda.atomic.min`` of its index into ``bad[0]``); no host pass
+  scans a result.
 * **Generic rows** (``_generic_*``, more classes, up to :data:`THREADS`): one
   thread per ``(row, class)``, logits of a block's rows in shared memory.
 
