@@ -147,6 +147,8 @@ def _load(args, seed=None):
 
 def cmd_train(args) -> int:
     get_backend(args.backend)  # a backend that cannot run here is refused before any data is loaded
+    if args.output:
+        _output_directory(args.output)  # and an output that cannot be written, before any training
     timings = {}
     start = time.perf_counter()
     data = _load(args, args.seed)
@@ -204,8 +206,16 @@ def _model_average(samples):
     return True if samples == 0 else samples
 
 
+def _output_directory(directory: Path) -> Path:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--output {directory}: cannot create that directory ({exc.strerror or exc})") from exc
+    return directory
+
+
 def _write_outputs(directory: Path, model, labels, predictions, class_names=None) -> list:
-    directory.mkdir(parents=True, exist_ok=True)
+    _output_directory(directory)
     written = [str(model.save(directory / "model.npz"))]
     try:
         from . import plots

@@ -42,7 +42,7 @@ class NotFittedError(InputError, AttributeError):
     """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _not_fitted_class(sklearn_class):
     return type("_SklearnNotFittedError", (NotFittedError, sklearn_class), {"__module__": __name__})
 
@@ -68,7 +68,7 @@ class _Fitted(NamedTuple):
     steps: int                  # SGD steps applied
     classes: np.ndarray         # [C] sorted labels
     history: dict
-    stream: "_BatchStream | None"  # the batch order, continued by a warm-started fit
+    stream: _BatchStream | None  # the batch order, continued by a warm-started fit
 
 
 class _Settings(NamedTuple):
@@ -454,14 +454,24 @@ class SoftmaxRegression:
         first = state.steps
         rates = cfg.learning_rate / (1.0 + cfg.lr_decay * (first + np.arange(chunk)) / steps_per_epoch)
         W_avg, b_avg, count = state.W_avg, state.b_avg, state.average_count
+        average = None
         if average_from is not None and average_from - first < chunk:
             W_avg, b_avg = W_avg.copy(), b_avg.copy()
-            start = max(0, average_from - first)
+            average = (W_avg, b_avg, max(0, average_from - first), count)
+        try:
             done, losses = kernels.train_steps(*data, W, b, order, batch, rates, cfg.weight_decay,
-                                               average=(W_avg, b_avg, start, count))
-            count += max(0, done - start)
-        else:
-            done, losses = kernels.train_steps(*data, W, b, order, batch, rates, cfg.weight_decay)
+                                               **({} if average is None else {"average": average}))
+        except DivergenceError as exc:  # an update overflowed: W and b here are this call's copies
+            raise DivergenceError(
+                f"training diverged in steps {first}-{first + chunk - 1} ({exc}); the model is left as it was "
+                f"before this fit. Try a smaller learning_rate, or scale the inputs.") from exc
+        if average is not None:
+            count += max(0, done - average[2])
+        if done == chunk and not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise DivergenceError(
+                f"training diverged in steps {first}-{first + chunk - 1}: the weights overflowed {W.dtype} "
+                f"(learning rate {rates[0]:g}); the model is left as it was before this fit. "
+                f"Try a smaller learning_rate, or scale the inputs.")
         if done < chunk:
             rows = order[done * batch:(done + 1) * batch]
             if X.dtype.kind == "f":
@@ -712,14 +722,14 @@ def _check_X(X, name, dtype, n_features=None, owner="SoftmaxRegression"):
     if not isinstance(X, np.ndarray):
         try:
             X = np.asarray(X)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InputTypeError(f"{name} must be an array of numbers [N, F]: {exc}") from exc
     if X.dtype.kind == "c":
         raise InputError(f"{name} has dtype {X.dtype}: Complex data not supported, give real numbers")
     if X.dtype.kind == "O":
         try:
             X = X.astype(np.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InputTypeError(f"{name} must hold numbers: {exc}") from exc
     if X.ndim != 2:
         raise InputError(f"{name} must be a 2-D array [N, F], got shape {X.shape}"
@@ -747,7 +757,7 @@ def _check_y(y, n_rows, name, one_hot_width=None):
     if not isinstance(y, np.ndarray):
         try:
             y = np.asarray(y)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InputTypeError(f"{name} must be an array of labels: {exc}") from exc
     if y.ndim == 0 or y.shape[0] != n_rows:
         raise InputError(f"{name} has {y.shape[0] if y.ndim else 0} rows, X has {n_rows}")
@@ -769,8 +779,9 @@ def _check_y(y, n_rows, name, one_hot_width=None):
         if not np.isfinite(y).all():
             raise InputError(f"{name} contains NaN or infinity: labels must be finite")
         if not np.all(y == np.round(y)):
-            raise InputError(f"Unknown label type: {name} holds continuous values (e.g. {y[y != np.round(y)][0].item()!r}),"
-                             f" not class labels")
+            example = y[y != np.round(y)][0].item()
+            raise InputError(f"Unknown label type: {name} holds continuous values (e.g. {example!r}), "
+                             f"not class labels")
     if y.dtype.kind not in "biufUSO":
         raise InputTypeError(f"{name} must hold class labels (numbers or strings), got dtype {y.dtype}")
     return y
@@ -854,9 +865,9 @@ def _check_validation(validation_data, n_features, dtype, classes):
     if validation_data is None:
         return None
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        length = f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""
         raise InputTypeError(f"validation_data must be a pair (X_val, y_val), got "
-                             f"{type(validation_data).__name__}"
-                             + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else ""))
+                             f"{type(validation_data).__name__}{length}")
     X_val, y_val = validation_data
     X_val = _check_X(X_val, "validation_data X_val", dtype)
     if X_val.shape[1] != n_features:
@@ -865,9 +876,14 @@ def _check_validation(validation_data, n_features, dtype, classes):
     return X_val, _encode(y_val, classes, "validation_data y_val", unknown=-1)
 
 
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _positive_int(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {_short(value)}")
     return int(value)
 
 
@@ -880,11 +896,13 @@ def _positive_float(name, value):
 
 def _nonnegative_float(name, value):
     if isinstance(value, (bool, np.bool_)):
-        raise InputError(f"{name} must be a number, got {value!r}")
+        raise InputError(f"{name} must be a number, got {_short(value)}")
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
+        raise InputError(f"{name} must be a number, got {_short(value)}") from None
+    except OverflowError:
+        raise InputError(f"{name} must be finite and >= 0, got {_short(value)}") from None
     if not np.isfinite(value) or value < 0:
-        raise InputError(f"{name} must be finite and >= 0, got {value!r}")
+        raise InputError(f"{name} must be finite and >= 0, got {_short(value)}")
     return value

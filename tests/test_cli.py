@@ -56,6 +56,10 @@ def test_library_errors_exit_1_with_one_line(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"junk")
     run = cli("evaluate", str(tmp_path / "bad.npz"))
     assert run.returncode == 1 and run.stderr.startswith("error:") and "Traceback" not in run.stderr
+    # an output directory that cannot be made is refused before any data is loaded
+    run = cli("train", "--data-dir", str(tmp_path / "nothing-here"), "--offline",
+              "--output", str(tmp_path / "bad.npz" / "out"))
+    assert run.returncode == 1 and run.stderr.startswith("error: --output") and "Traceback" not in run.stderr
 
 
 # Makes numba-cuda look uninstalled: both its own package and the numba.cuda name it provides.

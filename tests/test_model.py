@@ -103,7 +103,7 @@ def test_diverging_learning_rate_is_refused_with_the_model_untouched():
     X = (rng.standard_normal((500, 50)) * 1e18).astype(np.float32)
     y = rng.integers(0, 10, 500)
     model = fs.SoftmaxRegression(learning_rate=1e30)
-    with pytest.raises(fs.DivergenceError, match="diverged at step \\d+.*smaller learning_rate"):
+    with pytest.raises(fs.DivergenceError, match="diverged .*step \\d+.*left as it was.*smaller learning_rate"):
         model.fit(X, y, steps=100)
     assert model.steps_done == 0 and not hasattr(model, "coef_")
     model.set_params(learning_rate=1e-40).fit(X, y, steps=5)
@@ -386,3 +386,13 @@ def test_cuda_averaging_matches_cpu():
     assert runs[0]._state.average_count == runs[1]._state.average_count == 5
     np.testing.assert_allclose(runs[1].coef_, runs[0].coef_, atol=1e-5)
     np.testing.assert_allclose(runs[1].intercept_, runs[0].intercept_, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_an_update_that_overflows_on_the_last_step_is_refused(backend):
+    """A finite loss whose update overflows float32: no later step would notice, fit must."""
+    X, y = np.full((20, 6), 1e30, np.float32), np.arange(20) % 3
+    model = fs.SoftmaxRegression(backend=backend, batch_size=20, learning_rate=1e12)
+    with pytest.raises(fs.DivergenceError, match="diverged"):
+        model.fit(X, y, steps=1)
+    assert not hasattr(model, "coef_")

@@ -16,7 +16,6 @@ from sklearn.utils.validation import check_is_fitted
 
 import fastsoftmax as fs
 
-
 with warnings.catch_warnings():
     # scikit-learn warns that the class does not inherit from its BaseEstimator: on purpose,
     # scikit-learn stays optional; these checks are what that base class would guarantee.
