@@ -614,10 +614,11 @@ class _BatchStream:
         self._rng = rng
         self._order = None
         self._index = 0
+        self._drawn_from = None  # the generator's state before the current epoch's order was drawn
 
     def copy(self):
-        other = _BatchStream(self.n, copy.deepcopy(self._rng))
-        other._order, other._index = self._order, self._index
+        other = copy.copy(self)
+        other._rng = copy.deepcopy(self._rng)
         return other
 
     def take(self, count, shuffle=True):
@@ -625,6 +626,7 @@ class _BatchStream:
         parts = []
         while count:
             if self._order is None or self._index == self.n:
+                self._drawn_from = self._rng.bit_generator.state if shuffle else None
                 self._order = self._rng.permutation(self.n) if shuffle else np.arange(self.n)
                 self._index = 0
             part = self._order[self._index:self._index + count]
@@ -632,6 +634,23 @@ class _BatchStream:
             self._index += part.size
             count -= part.size
         return (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(np.int64, copy=False)
+
+    # A pickled model carries the generator's states, not the epoch's order (N indices):
+    # the order is drawn again from the state it was drawn from.
+
+    def __getstate__(self):
+        return {**self.__dict__, "_order": None if self._order is None else "redraw"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._order is None:
+            return
+        if self._drawn_from is None:
+            self._order = np.arange(self.n)
+            return
+        rng = np.random.Generator(getattr(np.random, self._drawn_from["bit_generator"])())
+        rng.bit_generator.state = self._drawn_from
+        self._order = rng.permutation(self.n)
 
 
 def _rng(seed, steps):

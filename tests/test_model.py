@@ -192,6 +192,18 @@ def test_batch_stream_is_the_tutorial_next_batch_order(n, batch, steps, shuffle)
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_pickled_batch_stream_continues_alike_and_is_small(shuffle):
+    """It is pickled as generator states (the epoch's order is drawn again), not as 10^6 indices."""
+    from fastsoftmax.model import _BatchStream
+
+    stream = _BatchStream(10**6, np.random.default_rng(1))
+    stream.take(1500, shuffle)
+    copied = pickle.loads(pickle.dumps(stream))
+    assert len(pickle.dumps(stream)) < 10_000
+    np.testing.assert_array_equal(copied.take(2 * 10**6, shuffle), stream.take(2 * 10**6, shuffle))
+
+
 def _small(seed=5, n=230, features=16, classes=4):
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 256, (n, features), dtype=np.uint8)
@@ -205,7 +217,8 @@ def test_warm_start_continues_one_run_exactly(backend, average):
     X, y = _small()
     settings = dict(backend=backend, batch_size=20, lr_decay=0.5, weight_decay=1e-3, average=average, seed=4)
     whole = fs.SoftmaxRegression(**settings).fit(X, y, steps=70)
-    parts = fs.SoftmaxRegression(warm_start=True, **settings).fit(X, y, steps=30).fit(X, y, steps=40)
+    first = fs.SoftmaxRegression(warm_start=True, **settings).fit(X, y, steps=30)
+    parts = pickle.loads(pickle.dumps(first)).fit(X, y, steps=40)  # the batch order survives pickling too
     assert parts.steps_done == 70 and parts.history["loss"] == whole.history["loss"]
     assert parts.coef_.tobytes() == whole.coef_.tobytes() and parts.intercept_.tobytes() == whole.intercept_.tobytes()
     # warm_start=False: a second fit starts from zero
