@@ -276,9 +276,8 @@ class SoftmaxRegression:
             average = 0 if average else None
         else:
             average = int(average) or None  # 0 is off, as in scikit-learn
-        for name in ("warm_start",):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise InputTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise InputTypeError(f"warm_start must be True or False, got {_short(self.warm_start)}")
         if self.progress is not None and not isinstance(self.progress, (bool, np.bool_)):
             raise InputTypeError(f"progress must be None, True or False, got {self.progress!r}")
         if self.steps is not None:
@@ -807,12 +806,9 @@ def _check_y(y, n_rows, name, one_hot_width=None):
 
 
 def _data_conversion_warning():
-    """scikit-learn's DataConversionWarning when scikit-learn is there (its tools expect it)."""
-    try:
-        from sklearn.exceptions import DataConversionWarning
-    except ImportError:
-        return UserWarning
-    return DataConversionWarning
+    """scikit-learn's DataConversionWarning when scikit-learn is loaded (its tools expect it)."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    return UserWarning if sklearn_exceptions is None else sklearn_exceptions.DataConversionWarning
 
 
 def _given_classes(classes, n_classes):
