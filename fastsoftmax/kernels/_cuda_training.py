@@ -65,8 +65,8 @@ def _partial_logits(X, W, order, start, batch, parts, k):
 
 
 @device_function
-def _softmax_rows(parts, scale, y, order, start, batch, rate, b_copies, G, k, red):
-    """Logits (the parts summed in block order), ``G[k] = rate / batch * (softmax - onehot)``;
+def _softmax_rows(parts, scale, y, order, start, batch, b_copies, G, k, red):
+    """Logits (the parts summed in block order), ``G[k] = (softmax - onehot) / batch``;
     returns the batch's mean loss, identical in every block."""
     C = G.shape[2]
     t = cuda.threadIdx.x
@@ -79,7 +79,7 @@ def _softmax_rows(parts, scale, y, order, start, batch, rate, b_copies, G, k, re
             acc += parts[q, r, c]
         G[k, r, c] = acc * scale + b_copies[k, c]
     cuda.syncthreads()
-    gscale = rate / batch
+    gscale = 1.0 / batch
     total = 0.0
     for r in range(t, batch, cuda.blockDim.x):
         m = G[k, r, 0]
@@ -109,9 +109,14 @@ def _softmax_rows(parts, scale, y, order, start, batch, rate, b_copies, G, k, re
 
 
 @device_function
-def _update_slice(X, scale, W, order, start, batch, keep, G, b_copies, k, inverse, avg_W, avg_b):
-    """W's slice ``k`` and b's copy ``k`` take the step; the average too where ``inverse > 0``."""
+def _update_slice(X, scale, W, order, start, batch, rate, keep, G, b_copies, k, inverse, avg_W, avg_b):
+    """W's slice ``k`` and b's copy ``k`` take the step; the average too where ``inverse > 0``.
+
+    The rate multiplies the finished gradient, as in the reference, not G: products of
+    large inputs with rate-scaled coefficients could overflow where the gradient does not.
+    """
     C = W.shape[1]
+    step = scale * rate
     f0, f1 = _feature_slice(k, G.shape[0], W.shape[0])
     for e in range(cuda.threadIdx.x, (f1 - f0) * C, cuda.blockDim.x):
         f = f0 + e // C
@@ -119,7 +124,7 @@ def _update_slice(X, scale, W, order, start, batch, keep, G, b_copies, k, invers
         acc = X[order[start], f] * G[k, 0, c]
         for r in range(1, batch):
             acc += X[order[start + r], f] * G[k, r, c]
-        W[f, c] = W[f, c] * keep - acc * scale
+        W[f, c] = W[f, c] * keep - acc * step
         if inverse > 0:
             w = W[f, c]
             avg_W[f, c] += (w - avg_W[f, c]) * inverse
@@ -127,7 +132,7 @@ def _update_slice(X, scale, W, order, start, batch, keep, G, b_copies, k, invers
         acc = G[k, 0, c]
         for r in range(1, batch):
             acc += G[k, r, c]
-        b_copies[k, c] -= acc
+        b_copies[k, c] -= rate * acc
         if inverse > 0 and k == 0:
             v = b_copies[k, c]
             avg_b[c] += (v - avg_b[c]) * inverse
@@ -152,12 +157,12 @@ def _train_cooperative_kernel(X, scale, y, W, order, batch, rates, weight_decay,
         step_parts = parts[s % 2]
         _partial_logits(X, W, order, start, batch, step_parts, k)
         grid.sync()
-        loss = _softmax_rows(step_parts, scale, y, order, start, batch, rates[s], b_copies, G, k, red)
+        loss = _softmax_rows(step_parts, scale, y, order, start, batch, b_copies, G, k, red)
         _record(k, s, loss, losses, done)
         if not math.isfinite(loss):
             return  # every block computed the same loss, so all leave here, none waits at a barrier
-        _update_slice(X, scale, W, order, start, batch, 1.0 - rates[s] * weight_decay, G, b_copies, k,
-                      inverses[s], avg_W, avg_b)
+        _update_slice(X, scale, W, order, start, batch, rates[s], 1.0 - rates[s] * weight_decay, G, b_copies,
+                      k, inverses[s], avg_W, avg_b)
         cuda.syncthreads()  # the next step's logits read the whole slice just updated
 
 
@@ -178,10 +183,10 @@ def _train_update_kernel(X, scale, y, W, order, s, batch, rates, weight_decay, i
         return
     k = cuda.blockIdx.x
     start = s * batch
-    loss = _softmax_rows(parts[0], scale, y, order, start, batch, rates[s], b_copies, G, k, red)
+    loss = _softmax_rows(parts[0], scale, y, order, start, batch, b_copies, G, k, red)
     # Block 0 may already have recorded this step when another block reads done above:
     # then done[0] == s + 1 or s, never below s, so every block still takes the step or stops.
     _record(k, s, loss, losses, done)
     if math.isfinite(loss):
-        _update_slice(X, scale, W, order, start, batch, 1.0 - rates[s] * weight_decay, G, b_copies, k,
-                      inverses[s], avg_W, avg_b)
+        _update_slice(X, scale, W, order, start, batch, rates[s], 1.0 - rates[s] * weight_decay, G, b_copies,
+                      k, inverses[s], avg_W, avg_b)

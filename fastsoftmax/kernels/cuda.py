@@ -384,4 +384,6 @@ def _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, a
     if average is not None:
         avg_W.copy_to_host(average.W)
         avg_b.copy_to_host(average.b)
-    return int(done.copy_to_host()[0]), losses
+    done = int(done.copy_to_host()[0])
+    # as the reference: a last update that overflowed W is refused, though its loss was finite
+    return _checks.finished(done, losses, W, b) if done == steps else (done, losses)
