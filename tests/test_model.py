@@ -345,6 +345,7 @@ def test_partial_fit_needs_classes_first_and_streams_chunks_of_a_memmap(mnist_te
 # ---------------------------------------------------------------- NaN rows and a transactional fit
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy on NaN/overflow, which is the point
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
 @pytest.mark.parametrize("steps, bad_row", [(50, 7), (3, 199)])
 def test_a_non_finite_row_is_refused_by_name_and_the_model_is_untouched(backend, steps, bad_row):
@@ -401,6 +402,7 @@ def test_cuda_averaging_matches_cpu():
     np.testing.assert_allclose(runs[1].intercept_, runs[0].intercept_, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy on NaN/overflow, which is the point
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
 def test_an_update_that_overflows_on_the_last_step_is_refused(backend):
     """A finite loss whose update overflows float32: no later step would notice, fit must."""
