@@ -263,9 +263,7 @@ class SoftmaxRegression:
 
     def _settings(self, resolve_backend=True) -> _Settings:
         """Every constructor argument checked (scikit-learn's contract: here, not in ``__init__``)."""
-        dtype = self.dtype
-        if str(dtype) not in ("float32", "float64"):
-            raise InputTypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = _float_dtype(self.dtype)
         seed = self.seed
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise InputError(f"seed must be None or an integer >= 0, got {seed!r}")
@@ -290,7 +288,7 @@ class SoftmaxRegression:
             kernels=get_backend(self.backend) if resolve_backend else None,
             learning_rate=_positive_float("learning_rate", self.learning_rate),
             batch_size=_positive_int("batch_size", self.batch_size),
-            dtype=np.dtype(str(dtype)), seed=None if seed is None else int(seed),
+            dtype=dtype, seed=None if seed is None else int(seed),
             lr_decay=_nonnegative_float("lr_decay", self.lr_decay),
             weight_decay=_nonnegative_float("weight_decay", self.weight_decay),
             average=average, warm_start=bool(self.warm_start))
@@ -562,14 +560,17 @@ class SoftmaxRegression:
         classes = state.classes
         if classes.dtype.kind not in "biufU" and not all(isinstance(c, (str, int, float)) for c in classes.tolist()):
             raise InputTypeError(f"classes_ of dtype {classes.dtype} cannot be saved: only numbers and strings")
-        params = self.get_params()
-        params["dtype"] = str(params["dtype"])
+        cfg = self._settings(resolve_backend=False)  # the settings as plain JSON values
+        settings = {"backend": self.backend, "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size,
+                    "steps": None if self.steps is None else int(self.steps),
+                    "epochs": None if self.epochs is None else float(self.epochs), "seed": cfg.seed,
+                    "lr_decay": cfg.lr_decay, "weight_decay": cfg.weight_decay, "warm_start": cfg.warm_start,
+                    "average": bool(self.average) if isinstance(self.average, (bool, np.bool_)) else int(self.average)}
         averages = {"W_avg": state.W_avg, "b_avg": state.b_avg} if state.average_count else None
         return save_model(path, state.W, state.b, {
             "library_version": __version__, "dtype": str(state.W.dtype), "n_features": state.W.shape[0],
             "n_classes": state.W.shape[1], "classes": classes.tolist(), "classes_dtype": classes.dtype.str,
-            "steps_done": state.steps, "average_count": state.average_count,
-            **{k: v for k, v in params.items() if k not in ("progress", "dtype")},
+            "steps_done": state.steps, "average_count": state.average_count, **settings,
         }, averages=averages)
 
     @classmethod
@@ -889,6 +890,17 @@ def _check_validation(validation_data, n_features, dtype, classes):
         raise InputError(f"validation_data X_val has {X_val.shape[1]} features, X has {n_features}")
     y_val = _check_y(y_val, X_val.shape[0], "validation_data y_val", one_hot_width=classes.size)
     return X_val, _encode(y_val, classes, "validation_data y_val", unknown=-1)
+
+
+def _float_dtype(dtype):
+    """``"float32"``, ``np.float32``, ``np.dtype("float64")``, ... as a NumPy dtype; nothing else."""
+    try:
+        resolved = None if dtype is None else np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise InputTypeError(f"dtype must be 'float32' or 'float64', got {_short(dtype)}")
+    return resolved
 
 
 def _short(value):

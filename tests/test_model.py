@@ -411,3 +411,16 @@ def test_an_update_that_overflows_on_the_last_step_is_refused(backend):
     with pytest.raises(fs.DivergenceError, match="diverged"):
         model.fit(X, y, steps=1)
     assert not hasattr(model, "coef_")
+
+
+def test_numpy_scalars_and_types_as_settings_train_and_save(tmp_path):
+    X, y = _small()
+    model = fs.SoftmaxRegression(batch_size=np.int64(20), dtype=np.float64, average=np.uint8(200),
+                                 learning_rate=np.float32(0.25), steps=np.int32(15), warm_start=np.bool_(False),
+                                 backend="numpy").fit(X, y)
+    assert model.coef_.dtype == np.float64 and model.steps_done == 15
+    loaded = fs.SoftmaxRegression.load(model.save(tmp_path / "m.npz"))
+    assert loaded.coef_.tobytes() == model.coef_.tobytes()
+    assert loaded.get_params()["average"] == 200 and loaded.get_params()["batch_size"] == 20
+    with pytest.raises(fs.InputTypeError, match="dtype must be 'float32' or 'float64', got <class 'numpy.float16'>"):
+        fs.SoftmaxRegression(dtype=np.float16).fit(X, y)
