@@ -19,8 +19,9 @@ Steps, each bounded so the whole stays under 6 minutes, each writing a file:
    the whole call (result copied back) beside each; W1 training, whole call.
 4. ``gpu-bench.json``: ``fastsoftmax bench`` with the cuda and cpu variants (W1, predict-10k,
    predict-1m, forward-10k, grad-10k, transfer), the file the README's GPU table is made from.
-5. ``cuda-tests.log``: the CUDA tests on the GPU (``NUMBA_ENABLE_CUDASIM=0``), the 1000-step
-   parity run on real MNIST included.
+5. ``cuda-realdata-tests.{log,xml}`` and ``cuda-tests.{log,xml}``: the CUDA tests on the GPU
+   (``NUMBA_ENABLE_CUDASIM=0``): first the 1000-step parity runs on real MNIST, then every kernel
+   and path (``tests/test_cuda_kernels.py``) and the registry's parity tests.
 
 ``summary.json`` gives each step's exit status and seconds; the check exits non-zero when a
 step failed. ``--dry-run`` (no GPU needed) checks the wheels install, the data load, the
@@ -46,9 +47,12 @@ WHEELS = ROOT / ".whl"
 DATA = ROOT / ".gpudata"
 VARIANTS = "numpy-loop,cpu-u8,cuda-u8,cuda-f32"
 WORKLOADS = "w1,predict-10k,predict-1m,forward-10k,grad-10k,transfer"
-CUDA_TESTS = ["tests/test_cuda_kernels.py", "tests/test_kernel_parity.py", "tests/test_model.py"]
+#: The CUDA tests, in two runs: the real-data parity runs first (1000 steps on MNIST), then the rest.
+REALDATA_TESTS = ["tests/test_model.py", "tests/test_kernel_parity.py::test_tutorial_run_on_real_mnist_matches_a_float64_reference"]
+KERNEL_TESTS = ["tests/test_cuda_kernels.py", "tests/test_kernel_parity.py"]
 #: Seconds each step may take: 6 minutes in all, the resource check running beside the others.
-LIMITS = {"versions": 30, "kernel times": 60, "bench": 150, "tests": 120, "resources": 300}
+LIMITS = {"versions": 20, "kernel times": 70, "bench": 170, "real-data tests": 40, "kernel tests": 55,
+          "resources": 300}
 
 
 def log(message):
@@ -279,11 +283,16 @@ def main(argv=None) -> int:
         steps.run("bench", [sys.executable, "-c", names, *map(str, bench)], "gpu-bench.log")
     else:
         steps.run("bench", bench, "gpu-bench.log")
-    tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-disable", "-k", "cuda",
-             "--junitxml", out / "cuda-tests.xml", *CUDA_TESTS]
+    pytest = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--benchmark-disable", "-k", "cuda"]
+    test_env = {"FASTSOFTMAX_REQUIRE_DATA": "1"}
     if dry:
-        tests = tests[:-len(CUDA_TESTS)] + ["tests/test_cuda_kernels.py::test_training_repeats_bitwise"]
-    steps.run("tests", tests, "cuda-tests.log", env={"FASTSOFTMAX_REQUIRE_DATA": "1"})
+        steps.run("kernel tests", pytest + ["tests/test_cuda_kernels.py::test_training_repeats_bitwise"],
+                  "cuda-tests.log", env=test_env)
+    else:
+        steps.run("real-data tests", pytest + ["--junitxml", out / "cuda-realdata-tests.xml", *REALDATA_TESTS],
+                  "cuda-realdata-tests.log", env=test_env)
+        steps.run("kernel tests", pytest + ["--junitxml", out / "cuda-tests.xml", *KERNEL_TESTS],
+                  "cuda-tests.log", env=test_env)
 
     remaining = max(5.0, LIMITS["resources"] - (time.monotonic() - resources_start))
     try:

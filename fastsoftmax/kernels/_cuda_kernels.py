@@ -56,8 +56,9 @@ ROW_THREADS = 64 if SIMULATED else 256
 LANES = 8
 #: Most classes the fast kernels take; more go to the generic ones.
 FAST_CLASSES = 16
-#: Largest W staged in shared memory: the static limit, so no opt-in attribute is needed.
-SHARED_W_BYTES = 48 * 1024
+#: Largest W staged in shared memory: within the 48 KiB a block may have without an opt-in
+#: attribute, with room for the kernels' static shared arrays.
+SHARED_W_BYTES = 47 * 1024
 #: Rows per partial sum of the two-phase gradient reduction.
 CHUNK_ROWS = 16 if SIMULATED else 256
 #: Values each thread of the fixed-order sum takes before the block's tree.
