@@ -1,4 +1,8 @@
-"""Pictures of a trained model (needs the ``plot`` extra: matplotlib)."""
+"""Pictures of a trained model (needs the ``plot`` extra: matplotlib).
+
+Each function writes a PNG to ``path`` and returns the path; with ``path=None`` it
+returns the matplotlib figure instead, for a notebook or for further drawing.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import numpy as np  # noqa: E402
 from .errors import InputError  # noqa: E402
 
 
-def weight_images(W, path, shape=(28, 28), class_names=None):
+def weight_images(W, path=None, shape=(28, 28), class_names=None):
     """The tutorial's figure: each class's weights ``W[:, c]`` as an image, red negative, blue positive,
     one shared colour scale; titled with the class names (default: the class indices)."""
     n_classes = W.shape[1]
@@ -30,7 +34,7 @@ def weight_images(W, path, shape=(28, 28), class_names=None):
     return _save(fig, path, tight=False)
 
 
-def confusion(matrix, path, class_names=None):
+def confusion(matrix, path=None, class_names=None):
     """Confusion matrix of counts, rows the true class, columns the predicted one, each cell labelled."""
     n_classes = matrix.shape[0]
     names = _names(class_names, n_classes)
@@ -50,7 +54,7 @@ def confusion(matrix, path, class_names=None):
     return _save(fig, path)
 
 
-def curves(history, path):
+def curves(history, path=None):
     """Each step's training batch loss, and the validation accuracy at the steps it was measured
     (after each epoch and at the end of training), on a second axis."""
     fig, ax = plt.subplots(figsize=(7, 4.3))
@@ -93,6 +97,8 @@ def _names(class_names, n_classes):
 def _save(fig, path, tight=True):
     if tight:
         fig.tight_layout()
+    if path is None:
+        return fig
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
