@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model")
     evaluate.add_argument("model", type=Path)
     _data_options(evaluate)
+    evaluate.add_argument("--backend", choices=list(BACKENDS),
+                          help="kernels to run on (default: the backend the model was trained with)")
     evaluate.add_argument("--json", action="store_true")
 
     sub.add_parser("info", help="versions, CPU, threading, cache and datasets found")
@@ -248,7 +250,9 @@ def _print_summary(r):
 
 
 def cmd_evaluate(args) -> int:
-    model = SoftmaxRegression.load(args.model)
+    if args.backend:
+        get_backend(args.backend)
+    model = SoftmaxRegression.load(args.model, backend=args.backend)
     test = _load(args).test
     predictions = model.predict(test.pixels)
     matrix = confusion_matrix(test.class_indices, predictions, model.n_classes)
