@@ -7,10 +7,12 @@ status 1; wrong arguments get argparse's usage message and status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,32 @@ from .data.fetch import cache_root, find_file, search_dirs
 from .errors import FastSoftmaxError, InputError
 from .kernels import BACKENDS, backend_problem, get_backend
 from .model import TUTORIAL_STEPS, SoftmaxRegression
+
+
+#: Seconds of compiling after which the CLI says what it is doing (a warm cache loads in about 0.2 s).
+COMPILE_NOTICE_AFTER_S = 1.0
+
+
+@contextlib.contextmanager
+def _compiling_notice(after=COMPILE_NOTICE_AFTER_S, stream=None):
+    """Say on stderr that kernels are being compiled, once the block has taken ``after`` seconds.
+
+    Only a cold start takes that long: the first run on a machine (or with
+    ``FASTSOFTMAX_NO_CACHE=1``), when Numba compiles the kernels for this CPU.
+    """
+    from .kernels._cpu_kernels import CACHE
+
+    later = ("once: later runs load them from the cache" if CACHE
+             else "FASTSOFTMAX_NO_CACHE is set: every run compiles them")
+    timer = threading.Timer(after, lambda: print(
+        f"compiling fastsoftmax's kernels for this CPU ({later}) ...",
+        file=stream or sys.stderr, flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 #: ``--average`` without a number: average over the run's second half, which measured better
@@ -168,9 +196,10 @@ def cmd_train(args) -> int:
                               lr_decay=args.lr_decay, weight_decay=args.weight_decay,
                               average=_model_average(average), progress=False if args.json else None)
     start = time.perf_counter()
-    SoftmaxRegression(backend=args.backend, dtype=args.dtype, batch_size=batch, average=average is not None,
-                      progress=False).fit(train.pixels[:batch], train.class_indices[:batch], steps=1,
-                                          n_classes=10).predict(train.pixels[:1])
+    with _compiling_notice():
+        SoftmaxRegression(backend=args.backend, dtype=args.dtype, batch_size=batch, average=average is not None,
+                          progress=False).fit(train.pixels[:batch], train.class_indices[:batch], steps=1,
+                                              n_classes=10).predict(train.pixels[:1])
     timings["compile_s"] = time.perf_counter() - start  # compiling (or loading cached) kernels, outside the timing
 
     start = time.perf_counter()

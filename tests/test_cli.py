@@ -117,3 +117,20 @@ def test_tutorial_example_runs(fashion_dir):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert 0.6 < float(run.stdout.strip()) <= 1.0
+
+
+def test_compiling_notice_only_when_compiling_takes_long():
+    """The CLI says it is compiling once its warm-up outlasts the threshold, and stays quiet otherwise."""
+    import io
+    import time
+
+    from fastsoftmax.cli import _compiling_notice
+
+    slow, fast = io.StringIO(), io.StringIO()
+    with _compiling_notice(after=0.05, stream=slow):
+        time.sleep(0.5)
+    with _compiling_notice(after=0.5, stream=fast):
+        time.sleep(0.01)
+    time.sleep(0.6)  # a timer that was not cancelled would have fired by now
+    assert "compiling fastsoftmax's kernels for this CPU" in slow.getvalue()
+    assert fast.getvalue() == ""
