@@ -31,6 +31,7 @@ blocks in the simulator.
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 
 import numpy as np
@@ -81,8 +82,12 @@ from ._cuda_kernels import (  # noqa: E402  (only once a device, real or simulat
     _generic_forward_kernel, _generic_grad_kernel, _generic_loss_kernel, _generic_predict_kernel,
     _partial_grad_kernel, _sum_chunks_kernel, blocks_per_sm, packed_weights, packing, row_kernels,
     rows_per_block, stages_weights)
+from numba.cuda.cudadrv.driver import CudaAPIError  # noqa: E402
+
 from ._cuda_training import (  # noqa: E402
     TRAIN_BLOCKS, TRAIN_THREADS, _train_cooperative_kernel, _train_parts_kernel, _train_update_kernel)
+
+log = logging.getLogger(__name__)
 
 _PERFORMANCE_WARNINGS = []
 for _module in ("numba.cuda.core.errors", "numba.core.errors"):
@@ -369,9 +374,13 @@ def _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, a
     decay = float(weight_decay)
     if cooperative:
         parts = cuda.device_array((2, B, batch, C), dtype)  # double-buffered by step parity
-        _launch(_train_cooperative_kernel, B, TRAIN_THREADS, dX, scale, dy, d_W, d_order, batch, d_rates,
-                decay, d_inverses, d_losses, done, parts, G, b_copies, avg_W, avg_b)
-    else:
+        try:
+            _launch(_train_cooperative_kernel, B, TRAIN_THREADS, dX, scale, dy, d_W, d_order, batch, d_rates,
+                    decay, d_inverses, d_losses, done, parts, G, b_copies, avg_W, avg_b)
+        except CudaAPIError as exc:  # refused before it ran (some shared or virtual GPUs): step by step
+            log.info("cooperative training launch refused (%s); launching step by step", exc)
+            cooperative = False
+    if not cooperative:
         parts = cuda.device_array((1, B, batch, C), dtype)
         for s in range(steps):
             _launch(_train_parts_kernel, B, TRAIN_THREADS, dX, d_W, d_order, s, batch, parts, done)
