@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -299,10 +300,6 @@ def softmax_scratch_size(rows, Cp):
     return (Cp + 2) * rows
 
 
-@_kernel
-def softmax_scratch(rows, Cp):
-    """float64 scratch for the ``_rows_*`` functions below (the inference kernels allocate theirs)."""
-    return np.empty((Cp + 2) * rows)
 
 
 @_kernel
@@ -496,13 +493,12 @@ def _consecutive_rows(start, N, rows):
 
 
 @_kernel
-def _xent_grad(X, scale, y, Wt, b, C, dWt, db, fives):
+def _xent_grad(X, scale, y, Wt, b, C, dWt, db, fives, buf):
     N = X.shape[0]
     dWt[:] = 0
     db[:] = 0
     gscale = -1.0 / N  # the update subtracts; a negative scale accumulates +G X
-    rows, Z, scratch = _chunk_buffers(Wt)
-    G = np.zeros_like(Z)
+    rows, Z, G, scratch = buf
     loss = 0.0
     for k in range((N + CHUNK_ROWS - 1) // CHUNK_ROWS):
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
@@ -523,11 +519,24 @@ def _chunk_logits(X, scale, Wt, b, k, rows, Z, fives):
     return start, n
 
 
-@_kernel
-def _chunk_buffers(Wt):
-    """One parallel work item's scratch: row indices, class-major logits, softmax scratch."""
-    Cp = Wt.shape[0]
-    return np.empty(CHUNK_ROWS, np.int64), np.zeros((Cp, CHUNK_ROWS), Wt.dtype), softmax_scratch(CHUNK_ROWS, Cp)
+class ChunkBuffers(NamedTuple):
+    """Scratch of one thread of the inference, loss and gradient kernels, allocated on the host.
+
+    (Allocated outside the compiled kernels: each allocation there costs a cold
+    start a fraction of a second of compiling.)
+    """
+
+    rows: np.ndarray     #: int64 ``[CHUNK_ROWS]``: the chunk's row indices
+    Z: np.ndarray        #: ``[Cp, CHUNK_ROWS]``, W's dtype: class-major logits
+    G: np.ndarray        #: ``[Cp, CHUNK_ROWS]``, W's dtype: class-major gradient coefficients
+    scratch: np.ndarray  #: float64: the softmax scratch (:func:`softmax_scratch_size`)
+
+
+def chunk_buffers(Cp, dtype):
+    """A fresh :class:`ChunkBuffers` for Cp padded classes of ``dtype``."""
+    return ChunkBuffers(rows=np.zeros(CHUNK_ROWS, np.int64), Z=np.zeros((Cp, CHUNK_ROWS), dtype),
+                        G=np.zeros((Cp, CHUNK_ROWS), dtype),
+                        scratch=np.zeros(softmax_scratch_size(CHUNK_ROWS, Cp)))
 
 
 def chunk_count(n_rows):
@@ -535,31 +544,31 @@ def chunk_count(n_rows):
     return (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
 
 
-# The inference and loss kernels below each take a range of chunks [first, stop);
-# _cpu_threads.split runs the ranges on the machine's threads.
+# The inference and loss kernels below each take a range of chunks [first, stop) and
+# a thread's ChunkBuffers; _cpu_threads.split runs the ranges on the machine's threads.
 
 @_kernel
-def _forward(X, scale, Wt, b, C, out, fives, first, stop):
+def _forward(X, scale, Wt, b, C, out, fives, buf, first, stop):
     """``out[rows of chunks first..stop-1] = softmax(X Wt.T + b)``."""
-    rows, Z, scratch = _chunk_buffers(Wt)
+    rows, Z, _, scratch = buf
     for k in range(first, stop):
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         _rows_softmax(Z, n, C, out[start:start + n], scratch)
 
 
 @_kernel
-def _predict(X, scale, Wt, b, C, out, fives, first, stop):
+def _predict(X, scale, Wt, b, C, out, fives, buf, first, stop):
     """``out[rows of chunks first..stop-1] = argmax(X Wt.T + b)``, -1 where a logit is not finite."""
-    rows, Z, scratch = _chunk_buffers(Wt)
+    rows, Z, _, scratch = buf
     for k in range(first, stop):
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         _rows_argmax(Z, n, C, out[start:start + n])
 
 
 @_kernel
-def _xent_loss(X, scale, y, Wt, b, C, fives, partial, first, stop):
+def _xent_loss(X, scale, y, Wt, b, C, fives, partial, buf, first, stop):
     """``partial[k]`` = the summed loss of chunk k's rows, for chunks first..stop-1."""
-    rows, Z, scratch = _chunk_buffers(Wt)
+    rows, Z, _, scratch = buf
     for k in range(first, stop):
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         partial[k] = _rows_xent_loss(Z, n, C, y[start:start + n], scratch)

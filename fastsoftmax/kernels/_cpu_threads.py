@@ -31,21 +31,23 @@ def pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def split(kernel, n_items: int, *args) -> None:
-    """Run ``kernel(*args, first, stop)`` over ``[0, n_items)`` in contiguous parts, one per thread.
+def split(kernel, n_items: int, make_buffers, *args) -> None:
+    """Run ``kernel(*args, buffers, first, stop)`` over ``[0, n_items)`` in contiguous parts, one per thread.
 
-    The calling thread takes the first part, and compiles the kernel before any
-    helper starts (so a compile error is raised here, once).
+    Each part gets scratch of its own from ``make_buffers()``. The calling thread
+    takes the first part, and compiles the kernel before any helper starts (so a
+    compile error is raised here, once).
     """
     threads = thread_count(n_items)
     bounds = [n_items * t // threads for t in range(threads + 1)]
+    buffers = [make_buffers() for _ in range(threads)]
     if threads == 1:
-        kernel(*args, 0, n_items)
+        kernel(*args, buffers[0], 0, n_items)
         return
-    kernel(*args, 0, 0)  # compile (or load) here; an empty range does no work
-    helpers = [pool().submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    kernel(*args, buffers[0], 0, 0)  # compile (or load) here; an empty range does no work
+    helpers = [pool().submit(kernel, *args, buffers[t], bounds[t], bounds[t + 1]) for t in range(1, threads)]
     try:
-        kernel(*args, bounds[0], bounds[1])
+        kernel(*args, buffers[0], bounds[0], bounds[1])
     finally:
         for helper in helpers:
             helper.result()

@@ -180,7 +180,7 @@ class ThreadBuffers(NamedTuple):
     G: np.ndarray        #: ``[Cp, B4]``, W's dtype: the gradient coefficients; columns past the batch stay 0
     Z: np.ndarray        #: ``[Cp, B]``, W's dtype: the batch's logits, bias added
     labels: np.ndarray   #: int64 ``[B]``: the batch's labels
-    scratch: np.ndarray  #: float64: the softmax scratch of :func:`softmax_scratch`
+    scratch: np.ndarray  #: float64: the softmax scratch (:func:`softmax_scratch_size`)
     bias: np.ndarray     #: ``[1, Cp]``, W's dtype: this thread's copy of b
     nobias: np.ndarray   #: ``[Cp]`` zeros: the panels' partial logits have no bias
 

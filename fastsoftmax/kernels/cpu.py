@@ -12,11 +12,16 @@ import numpy as np
 
 from ..data.dataset import PIXEL_SCALE
 from . import _checks, _cpu_threads, _cpu_training
-from ._cpu_kernels import CACHE, _axpy, _forward, _predict, _xent_grad, _xent_loss, chunk_count, class_blocks, \
-    padded_classes
+from ._cpu_kernels import CACHE, _axpy, _forward, _predict, _xent_grad, _xent_loss, chunk_buffers, chunk_count, \
+    class_blocks, padded_classes
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
            "train_steps"]
+
+
+def _buffers(Wt):
+    """A factory of one thread's scratch for the chunk kernels working with ``Wt``."""
+    return lambda: chunk_buffers(Wt.shape[0], Wt.dtype)
 
 
 def _prepare(X, W, b):
@@ -41,7 +46,7 @@ def forward(X, W, b, out=None):
     """Class probabilities ``softmax(X W + b)``; see :func:`fastsoftmax.kernels.reference.forward`."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     out = _checks.output(out, (X.shape[0], C), Wt.dtype)
-    _cpu_threads.split(_forward, chunk_count(X.shape[0]), X, scale, Wt, b, C, out, class_blocks(Wt.shape[0]))
+    _cpu_threads.split(_forward, chunk_count(X.shape[0]), _buffers(Wt), X, scale, Wt, b, C, out, class_blocks(Wt.shape[0]))
     return _checks.finite_probabilities(out, Wt.dtype)
 
 
@@ -49,7 +54,7 @@ def predict(X, W, b, out=None):
     """Most probable class of each row (int64 ``[N]``); see the reference."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     out = _checks.output(out, (X.shape[0],), np.int64)
-    _cpu_threads.split(_predict, chunk_count(X.shape[0]), X, scale, Wt, b, C, out, class_blocks(Wt.shape[0]))
+    _cpu_threads.split(_predict, chunk_count(X.shape[0]), _buffers(Wt), X, scale, Wt, b, C, out, class_blocks(Wt.shape[0]))
     return _checks.finite_labels(out, Wt.dtype)
 
 
@@ -58,7 +63,7 @@ def xent_loss(X, y, W, b):
     X, scale, Wt, b, C = _prepare(X, W, b)
     y = _checks.labels(y, X.shape[0], C)
     partial = np.zeros(chunk_count(X.shape[0]))
-    _cpu_threads.split(_xent_loss, partial.size, X, scale, y, Wt, b, C, class_blocks(Wt.shape[0]), partial)
+    _cpu_threads.split(_xent_loss, partial.size, _buffers(Wt), X, scale, y, Wt, b, C, class_blocks(Wt.shape[0]), partial)
     return _checks.finite_loss(_sum_in_order(partial) / X.shape[0], Wt.dtype)
 
 
@@ -78,7 +83,7 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     dW = _checks.output(dW, (F, C), Wt.dtype, "dW")
     db = _checks.output(db, (C,), Wt.dtype, "db")
     dWt, db_pad = np.zeros_like(Wt), np.zeros_like(b)
-    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, class_blocks(Wt.shape[0]))
+    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, class_blocks(Wt.shape[0]), _buffers(Wt)())
     _checks.finite_loss(loss, Wt.dtype)
     dW[...] = dWt[:C].T
     db[...] = db_pad[:C]
