@@ -141,7 +141,7 @@ def packing(x_dtype, n_features):
 
 def packed_weights(W, pack):
     """W ``[F, C]`` laid out as the fast kernels read it, ``[C, F / pack, pack]`` flattened: the
-    weights of one word's pixels for one class are adjacent (one wide shared-memory load)."""
+    weights of one word's pixels for one class are adjacent."""
     F, C = W.shape
     return np.ascontiguousarray(W.reshape(F // pack, pack, C).transpose(2, 0, 1)).reshape(-1)
 
@@ -173,26 +173,43 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
     C, P = n_classes, pack
     R = rows_per_lane(C, dtype_name)
     RC = R * C
+    RP = R * P
     GROUP = ROW_THREADS // LANES * R  # rows of a block at once: slot s takes rows s*R .. s*R + R - 1
     DT = np.dtype(dtype_name).type  # casts, and local arrays
     SHARED_DT = np.dtype(dtype_name)  # the simulator's dynamic shared array wants a dtype instance
     options = jit_options(ROW_THREADS, blocks_per_sm(C, dtype_name), cache=False)
 
-    if np.dtype(word_name).kind == "u" and P > 1:
-        SHIFT = np.dtype(word_name).type(8)
-        MASK = np.dtype(word_name).type(0xFF)
+    # unpack(word, xs, o): the word's P pixels into xs[o:o + P], in W's dtype. Bytes are taken
+    # from 32-bit halves, so each is one shift-and-convert rather than 64-bit arithmetic.
+    M32, S8, S16, S24, S32 = np.uint32(0xFF), np.uint32(8), np.uint32(16), np.uint32(24), np.uint64(32)
+    LOW = np.uint64(0xFFFFFFFF)
+    kind = np.dtype(word_name).kind
 
+    @device_function
+    def unpack_u32(half, xs, o):
+        xs[o] = DT(half & M32)
+        xs[o + 1] = DT((half >> S8) & M32)
+        xs[o + 2] = DT((half >> S16) & M32)
+        xs[o + 3] = DT(half >> S24)
+
+    if kind == "u" and P == 8:
         @device_function
-        def pixel(word, k):
-            return DT((word >> (SHIFT * k)) & MASK)
-    elif np.dtype(word_name).kind == "c":
+        def unpack(word, xs, o):
+            unpack_u32(np.uint32(word & LOW), xs, o)
+            unpack_u32(np.uint32(word >> S32), xs, o + 4)
+    elif kind == "u" and P == 4:
         @device_function
-        def pixel(word, k):
-            return word.real if k == 0 else word.imag
+        def unpack(word, xs, o):
+            unpack_u32(word, xs, o)
+    elif kind == "c":
+        @device_function
+        def unpack(word, xs, o):
+            xs[o] = word.real
+            xs[o + 1] = word.imag
     else:
         @device_function
-        def pixel(word, k):
-            return DT(word)
+        def unpack(word, xs, o):
+            xs[o] = DT(word)
 
     # A device function cannot return a shared array, so W is read through `weight`,
     # from shared memory when staged and from global memory otherwise.
@@ -235,7 +252,18 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
                 z[c] = _row_sum(z[c])
 
     @device_function
-    def block_logits(X, first, scale, WT, sW, b, exchange, z, x):
+    def accumulate(WT, sW, words, j, xs, z):
+        """z += the word's pixels times their weights, every class, every row of the slot: each
+        weight read serves the slot's R rows."""
+        for c in range(C):
+            base = (c * words + j) * P  # the word's P weights for class c are adjacent
+            for k in range(P):
+                w = weight(WT, sW, base + k)
+                for i in range(R):
+                    z[i * C + c] += xs[i * P + k] * w
+
+    @device_function
+    def block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs):
         """``z[i * C + c]``: logits of row ``first + slot * R + i`` (the last row past the end),
         the same on every lane of the slot."""
         words = X.shape[1]
@@ -247,11 +275,9 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
         for j in range(sub, words, LANES):
             for i in range(R):  # R independent loads in flight before any arithmetic
                 x[i] = X[min(row + i, last), j]
-            for k in range(P):
-                for c in range(C):
-                    w = weight(WT, sW, (c * words + j) * P + k)
-                    for i in range(R):
-                        z[i * C + c] += pixel(x[i], k) * w
+            for i in range(R):  # each pixel converted once, used for every class
+                unpack(x[i], xs, i * P)
+            accumulate(WT, sW, words, j, xs, z)
         row_sums(z, exchange)
         for i in range(R):
             for c in range(C):
@@ -287,9 +313,10 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
         z = cuda.local.array(RC, DT)
         x = cuda.local.array(R, X.dtype)
+        xs = cuda.local.array(RP, DT)
         sub = cuda.threadIdx.x % LANES
         for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
-            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x)
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs)
             for i in range(R):
                 if row + i < X.shape[0]:
                     lse, finite = log_sum_exp(z, i * C)
@@ -306,9 +333,10 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
         z = cuda.local.array(RC, DT)
         x = cuda.local.array(R, X.dtype)
+        xs = cuda.local.array(RP, DT)
         sub = cuda.threadIdx.x % LANES
         for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
-            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x)
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs)
             for i in range(R):
                 if row + i < X.shape[0] and sub == i % LANES:  # the slot's lanes share the writes
                     o = i * C
@@ -329,9 +357,10 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
         z = cuda.local.array(RC, DT)
         x = cuda.local.array(R, X.dtype)
+        xs = cuda.local.array(RP, DT)
         sub = cuda.threadIdx.x % LANES
         for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
-            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x)
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs)
             for i in range(R):
                 if row + i < X.shape[0] and sub == i % LANES:
                     lse, finite = log_sum_exp(z, i * C)
@@ -347,9 +376,10 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
         z = cuda.local.array(RC, DT)
         x = cuda.local.array(R, X.dtype)
+        xs = cuda.local.array(RP, DT)
         sub = cuda.threadIdx.x % LANES
         for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
-            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x)
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs)
             for i in range(R):
                 if row + i < X.shape[0]:
                     label = y[row + i]
