@@ -48,7 +48,8 @@ DATA = ROOT / ".gpudata"
 VARIANTS = "numpy-loop,cpu-u8,cuda-u8,cuda-f32"
 WORKLOADS = "w1,predict-10k,predict-1m,forward-10k,grad-10k,transfer"
 #: The CUDA tests, in two runs: the real-data parity runs first (1000 steps on MNIST), then the rest.
-REALDATA_TESTS = ["tests/test_model.py", "tests/test_kernel_parity.py::test_tutorial_run_on_real_mnist_matches_a_float64_reference"]
+REALDATA_TESTS = ["tests/test_model.py",
+                  "tests/test_kernel_parity.py::test_tutorial_run_on_real_mnist_matches_a_float64_reference"]
 KERNEL_TESTS = ["tests/test_cuda_kernels.py", "tests/test_kernel_parity.py"]
 #: Seconds each step may take: 6 minutes in all, the resource check running beside the others.
 LIMITS = {"versions": 20, "kernel times": 70, "bench": 170, "real-data tests": 40, "kernel tests": 55,
@@ -180,20 +181,20 @@ def kernel_times(out: Path, rows: int) -> None:
             for op, shape, dtype in (("predict", (len(X),), np.int64), ("forward", (len(X), W.shape[1]), W.dtype)):
                 call = k._Rows(staged, W, b)
                 d_out = cuda.device_array(shape, dtype)
-                seconds = event_seconds(lambda: call.launch(op, d_out))
+                seconds = event_seconds(lambda call=call, op=op, d_out=d_out: call.launch(op, d_out))
                 moved = X.nbytes + d_out.nbytes
                 entry = {"variant": name, "operation": op, "rows": len(X), "kernel_s": seconds,
                          "gbs": moved / seconds / 1e9, "grid": call.grid, "fast": call.fast}
                 if copy_gbs:
                     entry["share_of_copy_bandwidth"] = entry["gbs"] / copy_gbs
                 fn = getattr(k, op)
-                entry["call_s"] = call_seconds(lambda: fn(staged, W, b))
+                entry["call_s"] = call_seconds(lambda fn=fn, X=staged: fn(X, W, b))
                 entry["call_over_kernel"] = entry["call_s"] / seconds
                 report["kernels"].append(entry)
                 print(f"{name:8} {op:8} {label:>16}: kernel {seconds * 1e3:8.3f} ms  {entry['gbs']:7.1f} GB/s"
                       + (f" ({100 * entry['share_of_copy_bandwidth']:.0f}% of copy)" if copy_gbs else "")
                       + f"  whole call {entry['call_s'] * 1e3:8.3f} ms ({entry['call_over_kernel']:.2f}x)", flush=True)
-            del staged
+            staged = None  # frees the device copy before the next one
         X, y = k.stage(data.rows("train", variant), data.train_labels)
         order = data.order_w1 if not k.SIMULATED else data.order_w1[:workloads.BATCH]
 
@@ -310,7 +311,8 @@ def main(argv=None) -> int:
     steps.summary["host"] = platform.node()
     (out / "summary.json").write_text(json.dumps(steps.summary, indent=1))
     failed = [name for name, s in steps.summary.items() if isinstance(s, dict) and s["rc"] != 0]
-    log(f"done in {steps.summary['total_seconds']:.0f} s; " + (f"FAILED: {', '.join(failed)}" if failed else "all steps passed"))
+    log(f"done in {steps.summary['total_seconds']:.0f} s; "
+        + (f"FAILED: {', '.join(failed)}" if failed else "all steps passed"))
     return 1 if failed else 0
 
 

@@ -51,8 +51,8 @@ json.dump({"kernels": [dict(vars(r), problems=r.problems) for r in rows],
 
 def _compiler_problem():
     try:
-        from numba.cuda.cudadrv import nvvm  # noqa: F401
         from cuda.core import Linker  # noqa: F401
+        from numba.cuda.cudadrv import nvvm  # noqa: F401
     except ImportError as exc:
         return f"numba-cuda's compiler pieces are missing: {exc} (pip install 'fastsoftmax[cuda]')"
     return None

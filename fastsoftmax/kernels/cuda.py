@@ -77,13 +77,13 @@ if _PROBLEM:
                       "before starting Python to run the CUDA kernels in numba-cuda's simulator")
 
 
+from numba.cuda.cudadrv.driver import CudaAPIError  # noqa: E402
+
 from ._cuda_kernels import (  # noqa: E402  (only once a device, real or simulated, is known to be there)
     CHUNK_ROWS, FAST_CLASSES, ROW_THREADS, SUM_ITEMS, THREADS, _axpy_kernel, _block_sums_kernel,
     _generic_forward_kernel, _generic_grad_kernel, _generic_loss_kernel, _generic_predict_kernel,
     _partial_grad_kernel, _sum_chunks_kernel, blocks_per_sm, packed_weights, packing, row_kernels,
     rows_per_block, stages_weights)
-from numba.cuda.cudadrv.driver import CudaAPIError  # noqa: E402
-
 from ._cuda_training import (  # noqa: E402
     TRAIN_BLOCKS, TRAIN_THREADS, _train_cooperative_kernel, _train_parts_kernel, _train_update_kernel)
 
@@ -198,7 +198,8 @@ class _Rows:
             self.sharedmem = self.WT.nbytes if staged else 0
             group = rows_per_block(C, dtype.name)
             groups = (self.n + group - 1) // group
-            self.grid = max(1, min(groups, _sm_count() * blocks_per_sm(C, dtype.name)))  # persistent: blocks stride over rows
+            # persistent: as many blocks as stay resident, striding over the rows
+            self.grid = max(1, min(groups, _sm_count() * blocks_per_sm(C, dtype.name)))
         else:
             self.W = cuda.to_device(W)
             self.grid = (self.n + THREADS // C - 1) // (THREADS // C)
