@@ -184,13 +184,16 @@ def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
     staged = not isinstance(X, np.ndarray) and len(getattr(X, "shape", ())) == 2
     n = X.shape[0] if staged else inputs(X, F, dtype).shape[0]
     before = W.copy(), b.copy()  # [F, C]: a copy is nothing beside the step itself
-    _, losses = train_steps(X, y, W, b, np.arange(n), n, learning_rate, weight_decay)
-    loss = finite_loss(float(losses[0]), dtype)
-    if not (np.isfinite(magnitude(W)) and np.isfinite(magnitude(b))):
+    try:
+        _, losses = train_steps(X, y, W, b, np.arange(n), n, learning_rate, weight_decay)
+        overflowed = not (np.isfinite(magnitude(W)) and np.isfinite(magnitude(b)))
+    except DivergenceError:  # train_steps' own verdict on an overflowing update (see finished)
+        overflowed = True
+    if overflowed:
         W[...], b[...] = before
         raise DivergenceError(f"the update with learning_rate {learning_rate!r} overflows {dtype}: "
                               "W and b restored; use a smaller learning_rate")
-    return loss
+    return finite_loss(float(losses[0]), dtype)
 
 
 def sgd_arguments(W, b, dW, db, learning_rate) -> float:
