@@ -198,6 +198,25 @@ def test_training_repeats_bitwise(kern):
         assert first[1].tobytes() == second[1].tobytes()
 
 
+def test_a_refused_cooperative_launch_falls_back_to_launches_per_step(kern, monkeypatch):
+    """Some shared or virtual GPUs refuse cooperative launches; the driver says so before anything runs."""
+    from numba.cuda.cudadrv.driver import CudaAPIError
+
+    class Refused:
+        def __getitem__(self, config):
+            raise CudaAPIError(720, "CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE")
+
+    X, y, W, b = problem(12, 16, 6, 3, np.float32, True)
+    order = np.arange(16)
+    B = kern._cooperative_limit("uint8", "float32")
+    expected = run(kern, X, y, W, b, order, 4, 0.3, average=(1, 0), path="steps", blocks=B)
+    monkeypatch.setattr(kern, "_train_cooperative_kernel", Refused())
+    fallback = run(kern, X, y, W, b, order, 4, 0.3, average=(1, 0))
+    assert fallback[0] == expected[0] == 4
+    for got, want in zip(fallback[1:4] + fallback[4][:2], expected[1:4] + expected[4][:2]):
+        assert got.tobytes() == want.tobytes()
+
+
 def test_average_starting_after_the_call_is_left_alone(kern):
     X, y, W, b = problem(10, 12, 5, 3, np.float64, False)
     done, _, W1, _, avg = run(kern, X, y, W, b, np.arange(12), 4, 0.2, average=(3, 0))
