@@ -276,7 +276,7 @@ def main(argv=None) -> int:
               "kernel-times.log", limit=180 if dry else None)
     bench = [sys.executable, "-m", "fastsoftmax", "bench", "--dataset", "fashion-mnist", "--data-dir",
              DATA / "fashion-mnist", "--offline", "--variants", VARIANTS, "--workloads", WORKLOADS, "--rounds", "5",
-             "--json", out / "gpu-bench.json"]
+             "--no-compile-times", "--json", out / "gpu-bench.json"]
     if dry:  # nothing is timed here: check that the registry knows the names the GPU run will ask for
         names = ("from fastsoftmax.benchmark import workloads as w; "
                  f"[w.variant(n) for n in {VARIANTS.split(',')!r}]; [w.workload(n) for n in {WORKLOADS.split(',')!r}]; "

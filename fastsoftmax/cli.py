@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated subset (default: every usable one)")
     bench.add_argument("--quick", action="store_true",
                        help="leave out the heavy workloads (W2, 1M rows) and the compile-time probe")
+    bench.add_argument("--no-compile-times", action="store_true",
+                       help="leave out the compile-time probe (fresh processes compiling the CPU kernels)")
     bench.add_argument("--rounds", type=_positive(int), default=7, help="rounds per measurement (median taken)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="save the results as JSON")
     bench.add_argument("--compare", type=Path, metavar="FILE", help="show the change against a saved --json run")
@@ -369,7 +371,7 @@ def cmd_bench(args) -> int:
     info = machine.describe(gpu=_cuda_status() if gpu else None)
     if gpu:
         info["gpu_bandwidth_gbs"] = machine.cuda_copy_gbs()
-    if not args.quick and any(v.backend == "cpu" for v in variants):
+    if not (args.quick or args.no_compile_times) and any(v.backend == "cpu" for v in variants):
         print("timing the CPU kernels' first calls in fresh processes (cold and warm cache) ...", file=sys.stderr)
         info["compile"] = compile_times.measure()
     data = bench.Data(_load(args, seed=0))
