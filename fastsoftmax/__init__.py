@@ -8,9 +8,9 @@ from .data import read_data_sets
 from .model import SoftmaxRegression
 from .errors import (BackendUnavailableError, ChecksumWarning, ConvergenceWarning, DataFileError, DataNotFoundError,
                      DataReadError, DivergenceError, DownloadError, FastSoftmaxError, FileWriteError, InputError, InputTypeError,
-                     ModelFileError, ModelNotFoundError, PathIsDirectoryError)
+                     ModelFileError, ModelNotFoundError, NotFittedError, PathIsDirectoryError)
 
 __all__ = ["__version__", "read_data_sets", "SoftmaxRegression", "FastSoftmaxError", "InputError", "InputTypeError",
            "DataFileError", "DataReadError", "DataNotFoundError", "DownloadError", "ModelFileError", "ModelNotFoundError",
-           "DivergenceError", "BackendUnavailableError", "FileWriteError", "PathIsDirectoryError",
+           "DivergenceError", "NotFittedError", "BackendUnavailableError", "FileWriteError", "PathIsDirectoryError",
            "ConvergenceWarning", "ChecksumWarning"]

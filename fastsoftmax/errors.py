@@ -20,6 +20,16 @@ class InputTypeError(FastSoftmaxError, TypeError):
     """An argument has the wrong type or dtype."""
 
 
+class NotFittedError(InputError, AttributeError):
+    """The model has no weights yet: like scikit-learn's ``NotFittedError``, a ``ValueError``
+    and an ``AttributeError``, so ``hasattr(model, "coef_")`` is False before ``fit``.
+
+    When scikit-learn is loaded, what ``SoftmaxRegression`` raises is also an instance
+    of scikit-learn's ``NotFittedError``, so its tools recognise it without fastsoftmax
+    importing scikit-learn.
+    """
+
+
 class DataFileError(FastSoftmaxError, ValueError):
     """A data file is truncated, corrupt or not in the expected IDX format.
 

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._version import __version__
-from .errors import ConvergenceWarning, DivergenceError, InputError, InputTypeError, ModelFileError
+from .errors import ConvergenceWarning, DivergenceError, InputError, InputTypeError, ModelFileError, NotFittedError
 from .kernels import get_backend
 from .modelfile import load_model, save_model
 
@@ -31,15 +31,6 @@ log = logging.getLogger(__name__)
 #: Steps per compiled call at most: the progress bar and Ctrl-C act between calls.
 MAX_STEPS_PER_CALL = 1000
 TUTORIAL_STEPS = 1000
-
-
-class NotFittedError(InputError, AttributeError):
-    """The model has no weights yet (like scikit-learn's ``NotFittedError``, a ``ValueError``
-    and an ``AttributeError``, so ``hasattr(model, "coef_")`` is False before ``fit``).
-
-    When scikit-learn is loaded, what is raised is also an instance of its
-    ``NotFittedError``, so its tools recognise it without fastsoftmax importing it.
-    """
 
 
 @functools.cache

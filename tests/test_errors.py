@@ -165,6 +165,24 @@ def test_predict_and_score_refuse_bad_input():
         np.testing.assert_allclose(model.predict_proba(variant), expected, rtol=1e-5)
 
 
+def test_an_unfitted_model_raises_not_fitted_error_of_the_library_and_of_scikit_learn():
+    from fastsoftmax.errors import NotFittedError
+    from fastsoftmax.model import NotFittedError as from_model
+
+    assert fs.NotFittedError is NotFittedError is from_model
+    assert issubclass(NotFittedError, FastSoftmaxError) and issubclass(NotFittedError, fs.InputError)
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+    model = fs.SoftmaxRegression()
+    assert not hasattr(model, "coef_") and not hasattr(model, "classes_")
+    for call in (lambda: model.predict(X), lambda: model.predict_proba(X), lambda: model.score(X, Y),
+                 lambda: model.coef_, lambda: model.save("never-written.npz")):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            call()
+    sklearn_exceptions = pytest.importorskip("sklearn.exceptions")
+    with pytest.raises(sklearn_exceptions.NotFittedError, match="not fitted yet"):
+        model.predict(X)
+
+
 def test_read_data_sets_refuses_bad_arguments_before_looking_for_files(tmp_path):
     for kwargs, message in [(dict(validation_size=1.5), "validation_size must be an integer"),
                             (dict(validation_size=-1), "validation_size must be >= 0"),
