@@ -146,6 +146,22 @@ def test_fit_refuses_bad_settings_before_training(kwargs, message):
     assert not hasattr(model, "coef_")
 
 
+def test_labels_of_any_sign_and_object_arrays_of_numbers_are_data_not_errors():
+    signed = Y - 1  # -1, 0, 1: class labels, mapped by classes_
+    model = fs.SoftmaxRegression(batch_size=4).fit(X, signed, steps=20)
+    np.testing.assert_array_equal(model.classes_, [-1, 0, 1])
+    assert set(model.predict(X)) <= {-1, 0, 1}
+    plain = fs.SoftmaxRegression(batch_size=4).fit(X, Y, steps=20)
+    np.testing.assert_array_equal(model.W, plain.W)  # the same problem, other names
+    boxed = fs.SoftmaxRegression(batch_size=4).fit(X.astype(object), Y, steps=20)
+    np.testing.assert_array_equal(boxed.W, fs.SoftmaxRegression(batch_size=4).fit(X.astype(np.float64), Y,
+                                                                                   steps=20).W)
+    with pytest.raises(fs.InputTypeError, match="X must hold numbers"):
+        fs.SoftmaxRegression().fit(np.full((24, 6), "a", object), Y)
+    with pytest.raises(fs.InputError, match=r"y has label \S*7\)?, not among the classes"):
+        fs.SoftmaxRegression().fit(X, np.where(Y == 2, 7, Y), classes=[0, 1, 2])
+
+
 def test_predict_and_score_refuse_bad_input():
     model = fs.SoftmaxRegression(batch_size=4).fit(X, Y, steps=10)
     with pytest.raises(fs.InputError, match="X row 5 gives non-finite logits"):
