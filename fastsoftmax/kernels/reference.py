@@ -189,7 +189,7 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
         rows = order[step * batch_size:(step + 1) * batch_size]
         losses[step] = _grad(as_float(X[rows], dtype), y[rows], W, b, dW, db)
         if not np.isfinite(losses[step]):
-            return step, losses
+            return _checks.finished(step, losses, W, b)
         lr = dtype.type(rates[step])
         if decay:
             dW += decay * W
