@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: Steps per compiled call at most: the progress bar and Ctrl-C act between calls.
 MAX_STEPS_PER_CALL = 1000
 TUTORIAL_STEPS = 1000
+#: Samples one run may see: step and sample counts (averaging, the batch order) are int64.
+MAX_SAMPLES = 2**62
 
 
 @functools.cache
@@ -693,8 +695,16 @@ def _step_count(steps, epochs, default_steps, default_epochs, n_rows, batch_size
         raise InputError(f"give steps or epochs, not both (got steps={steps!r}, epochs={epochs!r})")
     if epochs is not None:
         epochs = _positive_float("epochs", epochs)
-        return int(np.ceil(epochs * n_rows / min(batch_size, n_rows)))
-    return _positive_int("steps", TUTORIAL_STEPS if steps is None else steps)
+        total = np.ceil(epochs * n_rows / min(batch_size, n_rows))
+        if total * batch_size > MAX_SAMPLES:
+            raise InputError(f"epochs={epochs!r} means {total:.3g} steps of {batch_size} rows, more than the "
+                             f"{MAX_SAMPLES} samples one run can count")
+        return int(total)
+    steps = _positive_int("steps", TUTORIAL_STEPS if steps is None else steps)
+    if steps * batch_size > MAX_SAMPLES:
+        raise InputError(f"steps={steps!r} of {batch_size} rows is more than the {MAX_SAMPLES} samples one run "
+                         f"can count")
+    return steps
 
 
 def _refuse_nonfinite_rows(X, rows):
