@@ -44,6 +44,12 @@ CACHE = os.environ.get("FASTSOFTMAX_NO_CACHE", "").strip().lower() in ("", "0", 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _OPTIONS = dict(fastmath=_FASTMATH, cache=CACHE, nogil=True, error_model="numpy")
 _kernel = numba.njit(**_OPTIONS)
+# Small and one-use functions are inlined in Numba's IR, so they are typed inside their
+# caller instead of being compiled to machine code of their own and then re-optimised in
+# every caller's module (a fifth of a cold start). The register blocks stay functions:
+# inlined twice into one body they compiled no faster, and the update blocks and the exp
+# need fastmath flags of their own.
+_inline = numba.njit(inline="always", **_OPTIONS)
 # Without reassociation, so a written chain of multiply-adds stays one FMA per term.
 _chain_kernel = numba.njit(**{**_OPTIONS, "fastmath": _FASTMATH - {"reassoc"}})
 
@@ -302,7 +308,7 @@ def softmax_scratch_size(rows, Cp):
 
 
 
-@_kernel
+@_inline
 def _rows_exp(Z, nrows, C, scratch):
     """Exponentials of the logits of rows ``[0, nrows)``, shifted by their row maxima (log-sum-exp).
 
@@ -333,7 +339,7 @@ def _rows_exp(Z, nrows, C, scratch):
 _LOG_GROUP = 8
 
 
-@_kernel
+@_inline
 def _summed_loss(Z, nrows, labels, M, S):
     """``sum_r lse_r - Z[labels[r], r]``, with ``lse = M + log(S)`` from :func:`_rows_exp`.
 
@@ -353,14 +359,14 @@ def _summed_loss(Z, nrows, labels, M, S):
     return loss + math.log(product)
 
 
-@_kernel
+@_inline
 def _rows_xent_loss(Z, nrows, C, labels, scratch):
     """Summed cross-entropy of rows ``[0, nrows)`` of class-major logits Z against ``labels[:nrows]``."""
     E, M, S = _rows_exp(Z, nrows, C, scratch)
     return _summed_loss(Z, nrows, labels, M, S)
 
 
-@_kernel
+@_inline
 def _rows_xent_grad(Z, nrows, C, labels, gscale, G, scratch):
     """Summed loss of rows ``[0, nrows)``; ``G[:, r] = gscale * (softmax(Z[:, r]) - onehot(labels[r]))``.
 
@@ -380,7 +386,7 @@ def _rows_xent_grad(Z, nrows, C, labels, gscale, G, scratch):
     return loss
 
 
-@_kernel
+@_inline
 def _rows_softmax(Z, nrows, C, out, scratch):
     """``out[r] = softmax(Z[:, r])`` for r < nrows; ``out [nrows, C]`` is row-major."""
     E, M, S = _rows_exp(Z, nrows, C, scratch)
@@ -391,7 +397,7 @@ def _rows_softmax(Z, nrows, C, out, scratch):
             out[r, c] = E[c, r] * S[r]
 
 
-@_kernel
+@_inline
 def _rows_argmax(Z, nrows, C, out):
     """``out[r]`` = the largest class of ``Z[:, r]`` for r < nrows, or -1 when any logit is not finite."""
     for r in range(nrows):
@@ -483,7 +489,7 @@ def _subtract_weights_for(X, rows, nrows, f0, G, scale, Wt, fives):
     return _subtract_weights_by4 if isinstance(fives, types.NoneType) else _subtract_weights_by5
 
 
-@_kernel
+@_inline
 def _subtract_column_sums(G, nrows, b):
     """``b -= G[:, :nrows].sum(1)``, summed in row order."""
     for c in range(b.size):
@@ -493,14 +499,14 @@ def _subtract_column_sums(G, nrows, b):
         b[c] = total
 
 
-@_kernel
+@_inline
 def _scale_weights(Wt, factor):
     for c in range(Wt.shape[0]):
         for f in range(Wt.shape[1]):
             Wt[c, f] *= factor
 
 
-@_kernel
+@_inline
 def _consecutive_rows(start, N, rows):
     """``rows[r] = start + r``, the padding past the last row N - 1 repeating it."""
     for r in range(rows.size):
@@ -524,7 +530,7 @@ def _xent_grad(X, scale, y, Wt, b, C, dWt, db, fives, buf):
     return loss / N
 
 
-@_kernel
+@_inline
 def _chunk_logits(X, scale, Wt, b, k, rows, Z, fives):
     """Logits of rows ``[k*CHUNK_ROWS, ...)`` into Z (class-major); returns (first row, row count)."""
     start = k * CHUNK_ROWS

@@ -35,7 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._cpu_threads import pool, thread_count
-from ._cpu_kernels import _CACHE_LINE, _block_logits, _kernel, _prefetch, _rows_xent_grad, _scale_weights, \
+from ._cpu_kernels import _CACHE_LINE, _block_logits, _inline, _kernel, _prefetch, _rows_xent_grad, _scale_weights, \
     _subtract_column_sums, _subtract_weights, item_pointer, round_up, softmax_scratch_size, class_blocks
 
 #: Fixed feature split: the most threads one run uses, and the same for every thread count.
@@ -122,7 +122,7 @@ def _yield_core(typingctx):
     return types.void(), codegen
 
 
-@_kernel
+@_inline
 def _barrier(sync, me, threads, count):
     """Announce that thread ``me`` has reached barrier number ``count``; wait for all others to.
 
@@ -145,14 +145,14 @@ def _barrier(sync, me, threads, count):
 # ---------------------------------------------------------------- the loop
 
 
-@_kernel
+@_inline
 def _batch_rows(order, start, batch_size, rows):
     """``rows[r] = order[start + r]``: the step's rows, the padding to 4 repeating the last."""
     for r in range(rows.size):
         rows[r] = order[start + min(r, batch_size - 1)]
 
 
-@_kernel
+@_inline
 def _prefetch_panels(X, order, first, stop, me, threads, Fp):
     """Prefetch this thread's panels of rows ``order[first:stop]``."""
     step = _CACHE_LINE // X.itemsize
@@ -254,7 +254,7 @@ def _train_worker(me, threads, X, scale, y, Wt, b, C, order, batch_size, rates, 
     return done
 
 
-@_kernel
+@_inline
 def _move_towards(mean, x, weight):
     """``mean += (x - mean) * weight`` for 2-D arrays, in W's dtype: a running-mean update."""
     for i in range(mean.shape[0]):
