@@ -565,34 +565,56 @@ def chunk_count(n_rows):
     return (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
 
 
-# The inference and loss kernels below each take a range of chunks [first, stop) and
-# a thread's ChunkBuffers; _cpu_threads.split runs the ranges on the machine's threads.
+@intrinsic
+def _claim(typingctx, work):
+    """Atomically ``work[0] += 1``, returning the old value: the next work item, for whichever thread asks."""
+    if not (isinstance(work, types.Array) and work.ndim == 1 and work.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        zero = context.get_constant(types.intp, 0)
+        ptr = item_pointer(context, builder, sig.args[0], args[0], [zero], [types.intp])
+        return builder.atomic_rmw("add", ptr, context.get_constant(types.int64, 1), "monotonic")
+
+    return types.int64(work), codegen
+
+
+# The inference and loss kernels below take chunks k < n_chunks one at a time from the
+# shared counter work[0] (_claim), each thread with its ChunkBuffers; _cpu_threads.split
+# runs them on the machine's threads. Claimed, not split in halves beforehand: a thread
+# that starts late (waking an idle core can take a millisecond on a VM) then takes fewer.
 
 @_kernel
-def _forward(X, scale, Wt, b, C, out, fives, buf, first, stop):
-    """``out[rows of chunks first..stop-1] = softmax(X Wt.T + b)``."""
+def _forward(X, scale, Wt, b, C, out, fives, buf, work, n_chunks):
+    """``out[rows of each chunk claimed] = softmax(X Wt.T + b)``."""
     rows, Z, _, scratch = buf
-    for k in range(first, stop):
+    k = _claim(work)
+    while k < n_chunks:
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         _rows_softmax(Z, n, C, out[start:start + n], scratch)
+        k = _claim(work)
 
 
 @_kernel
-def _predict(X, scale, Wt, b, C, out, fives, buf, first, stop):
-    """``out[rows of chunks first..stop-1] = argmax(X Wt.T + b)``, -1 where a logit is not finite."""
+def _predict(X, scale, Wt, b, C, out, fives, buf, work, n_chunks):
+    """``out[rows of each chunk claimed] = argmax(X Wt.T + b)``, -1 where a logit is not finite."""
     rows, Z, _, scratch = buf
-    for k in range(first, stop):
+    k = _claim(work)
+    while k < n_chunks:
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         _rows_argmax(Z, n, C, out[start:start + n])
+        k = _claim(work)
 
 
 @_kernel
-def _xent_loss(X, scale, y, Wt, b, C, fives, partial, buf, first, stop):
-    """``partial[k]`` = the summed loss of chunk k's rows, for chunks first..stop-1."""
+def _xent_loss(X, scale, y, Wt, b, C, fives, partial, buf, work, n_chunks):
+    """``partial[k]`` = the summed loss of chunk k's rows, for each chunk claimed."""
     rows, Z, _, scratch = buf
-    for k in range(first, stop):
+    k = _claim(work)
+    while k < n_chunks:
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         partial[k] = _rows_xent_loss(Z, n, C, y[start:start + n], scratch)
+        k = _claim(work)
 
 
 @_kernel

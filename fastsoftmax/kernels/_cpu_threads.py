@@ -5,7 +5,8 @@ to compile than the same loop compiled serially (the parfor passes and a gufunc
 wrapper), every first run in a fresh environment pays it, and the serial kernel
 shares its compiled pieces with the training loop. The work is split the same
 way ``prange`` would: fixed items (chunks of rows, panels of features), each
-writing its own output, so the results do not depend on the thread count.
+writing its own output, so the results do not depend on the thread count or on
+which thread did which item.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
+import numpy as np
 
 _pool = None
 
@@ -32,22 +34,23 @@ def pool() -> ThreadPoolExecutor:
 
 
 def split(kernel, n_items: int, make_buffers, *args) -> None:
-    """Run ``kernel(*args, buffers, first, stop)`` over ``[0, n_items)`` in contiguous parts, one per thread.
+    """Run ``kernel(*args, buffers, work, n_items)`` on the threads, which claim items ``[0, n_items)``.
 
-    Each part gets scratch of its own from ``make_buffers()``. The calling thread
-    takes the first part, and compiles the kernel before any helper starts (so a
-    compile error is raised here, once).
+    The kernel takes items one at a time from the shared counter ``work[0]``, so a
+    thread that starts late takes fewer. Each thread gets scratch of its own from
+    ``make_buffers()``. The calling thread compiles the kernel before any helper
+    starts (so a compile error is raised here, once).
     """
     threads = thread_count(n_items)
-    bounds = [n_items * t // threads for t in range(threads + 1)]
     buffers = [make_buffers() for _ in range(threads)]
+    work = np.zeros(8, np.int64)  # the counter, alone on its cache line
     if threads == 1:
-        kernel(*args, buffers[0], 0, n_items)
+        kernel(*args, buffers[0], work, n_items)
         return
-    kernel(*args, buffers[0], 0, 0)  # compile (or load) here; an empty range does no work
-    helpers = [pool().submit(kernel, *args, buffers[t], bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    kernel(*args, buffers[0], np.zeros(8, np.int64), 0)  # compile (or load) here; no items, no work
+    helpers = [pool().submit(kernel, *args, buffers[t], work, n_items) for t in range(1, threads)]
     try:
-        kernel(*args, buffers[0], bounds[0], bounds[1])
+        kernel(*args, buffers[0], work, n_items)
     finally:
         for helper in helpers:
             helper.result()
