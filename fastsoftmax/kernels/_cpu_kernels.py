@@ -37,7 +37,6 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-
 #: Off with FASTSOFTMAX_NO_CACHE=1. Numba falls back to a user cache directory by
 #: itself when the package directory is read-only.
 CACHE = os.environ.get("FASTSOFTMAX_NO_CACHE", "").strip().lower() in ("", "0", "false", "no")
@@ -362,7 +361,7 @@ def _summed_loss(Z, nrows, labels, M, S):
 @_inline
 def _rows_xent_loss(Z, nrows, C, labels, scratch):
     """Summed cross-entropy of rows ``[0, nrows)`` of class-major logits Z against ``labels[:nrows]``."""
-    E, M, S = _rows_exp(Z, nrows, C, scratch)
+    _, M, S = _rows_exp(Z, nrows, C, scratch)
     return _summed_loss(Z, nrows, labels, M, S)
 
 
@@ -389,7 +388,7 @@ def _rows_xent_grad(Z, nrows, C, labels, gscale, G, scratch):
 @_inline
 def _rows_softmax(Z, nrows, C, out, scratch):
     """``out[r] = softmax(Z[:, r])`` for r < nrows; ``out [nrows, C]`` is row-major."""
-    E, M, S = _rows_exp(Z, nrows, C, scratch)
+    E, _, S = _rows_exp(Z, nrows, C, scratch)
     for r in range(nrows):
         S[r] = 1.0 / S[r]
     for r in range(nrows):
@@ -598,7 +597,7 @@ def _forward(X, scale, Wt, b, C, out, fives, buf, work, n_chunks):
 @_kernel
 def _predict(X, scale, Wt, b, C, out, fives, buf, work, n_chunks):
     """``out[rows of each chunk claimed] = argmax(X Wt.T + b)``, -1 where a logit is not finite."""
-    rows, Z, _, scratch = buf
+    rows, Z, _, _ = buf
     k = _claim(work)
     while k < n_chunks:
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)

@@ -28,15 +28,29 @@ import math
 import os
 import platform
 from typing import NamedTuple
+
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._cpu_kernels import (
+    _CACHE_LINE,
+    _block_logits,
+    _inline,
+    _kernel,
+    _prefetch,
+    _rows_xent_grad,
+    _scale_weights,
+    _subtract_column_sums,
+    _subtract_weights,
+    class_blocks,
+    item_pointer,
+    round_up,
+    softmax_scratch_size,
+)
 from ._cpu_threads import pool, thread_count
-from ._cpu_kernels import _CACHE_LINE, _block_logits, _inline, _kernel, _prefetch, _rows_xent_grad, _scale_weights, \
-    _subtract_column_sums, _subtract_weights, item_pointer, round_up, softmax_scratch_size, class_blocks
 
 #: Fixed feature split: the most threads one run uses, and the same for every thread count.
 PANELS = 2

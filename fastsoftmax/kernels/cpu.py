@@ -12,8 +12,18 @@ import numpy as np
 
 from ..data.dataset import PIXEL_SCALE
 from . import _checks, _cpu_threads, _cpu_training
-from ._cpu_kernels import CACHE, _axpy, _forward, _predict, _xent_grad, _xent_loss, chunk_buffers, chunk_count, \
-    class_blocks, padded_classes
+from ._cpu_kernels import (
+    CACHE,
+    _axpy,
+    _forward,
+    _predict,
+    _xent_grad,
+    _xent_loss,
+    chunk_buffers,
+    chunk_count,
+    class_blocks,
+    padded_classes,
+)
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
            "train_steps"]
