@@ -513,14 +513,13 @@ def _consecutive_rows(start, N, rows):
 
 
 @_kernel
-def _xent_grad(X, scale, y, Wt, b, C, dWt, db, fives, buf):
+def _xent_grad(X, scale, y, Wt, b, C, dWt, db, fives, buf, n_chunks):
+    """Summed-then-averaged loss; ``dWt``, ``db`` (zeroed by the caller) accumulate ``G X`` and ``sum G``."""
     N = X.shape[0]
-    dWt[:] = 0
-    db[:] = 0
     gscale = -1.0 / N  # the update subtracts; a negative scale accumulates +G X
     rows, Z, G, scratch = buf
     loss = 0.0
-    for k in range((N + CHUNK_ROWS - 1) // CHUNK_ROWS):
+    for k in range(n_chunks):
         start, n = _chunk_logits(X, scale, Wt, b, k, rows, Z, fives)
         loss += _rows_xent_grad(Z, n, C, y[start:start + n], gscale, G, scratch)
         G[:, n:] = 0  # the last chunk's padding rows must not add to the sums
@@ -606,7 +605,7 @@ def _predict(X, scale, Wt, b, C, out, fives, buf, work, n_chunks):
 
 
 @_kernel
-def _xent_loss(X, scale, y, Wt, b, C, fives, partial, buf, work, n_chunks):
+def _xent_loss(X, scale, y, Wt, b, C, partial, fives, buf, work, n_chunks):
     """``partial[k]`` = the summed loss of chunk k's rows, for each chunk claimed."""
     rows, Z, _, scratch = buf
     k = _claim(work)

@@ -29,34 +29,37 @@ __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", 
            "train_steps"]
 
 
-def _buffers(Wt):
-    """A factory of one thread's scratch for the chunk kernels working with ``Wt``."""
-    return lambda: chunk_buffers(Wt.shape[0], Wt.dtype)
-
-
 def _prepare(X, W, b):
     """Validate; return (X contiguous, scale, Wt [Cp, F] and b [Cp] zero-padded to Cp classes, C).
 
-    Cp is C rounded up to a multiple of 4 or of 5, whichever is smaller: the
-    kernels work on blocks of four or five classes, and ten classes in blocks of
-    four would waste a sixth of the arithmetic on padding.
+    Cp is :func:`padded_classes`: the kernels work on blocks of four or five classes.
     """
     F, C, dtype = _checks.weights(W, b)
     X = _checks.inputs(X, F, dtype)
     scale = dtype.type(PIXEL_SCALE if X.dtype == np.uint8 else 1.0)
-    Cp = padded_classes(C)
-    Wt = np.zeros((Cp, F), dtype)
-    Wt[:C] = W.T
-    b_pad = np.zeros(Cp, dtype)
-    b_pad[:C] = b
-    return X, scale, Wt, b_pad, C
+    return (X, scale, *_padded(W, b, padded_classes(C)), C)
+
+
+def _padded(W, b, Cp):
+    """``(W.T, b)`` zero-padded to Cp classes: ``Wt [Cp, F]``, ``b [Cp]``."""
+    Wt = np.zeros((Cp, W.shape[0]), W.dtype)
+    Wt[:W.shape[1]] = W.T
+    b_pad = np.zeros(Cp, b.dtype)
+    b_pad[:b.size] = b
+    return Wt, b_pad
+
+
+def _on_chunks(kernel, X, Wt, *args):
+    """Run a chunk kernel over X's rows on the backend's threads, each with its own :class:`ChunkBuffers`."""
+    _cpu_threads.split(kernel, chunk_count(X.shape[0]), lambda: chunk_buffers(Wt.shape[0], Wt.dtype),
+                       *args, class_blocks(Wt.shape[0]))
 
 
 def forward(X, W, b, out=None):
     """Class probabilities ``softmax(X W + b)``; see :func:`fastsoftmax.kernels.reference.forward`."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     out = _checks.output(out, (X.shape[0], C), Wt.dtype)
-    _cpu_threads.split(_forward, chunk_count(X.shape[0]), _buffers(Wt), X, scale, Wt, b, C, out, class_blocks(Wt.shape[0]))
+    _on_chunks(_forward, X, Wt, X, scale, Wt, b, C, out)
     return _checks.finite_probabilities(out, Wt.dtype)
 
 
@@ -64,7 +67,7 @@ def predict(X, W, b, out=None):
     """Most probable class of each row (int64 ``[N]``); see the reference."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     out = _checks.output(out, (X.shape[0],), np.int64)
-    _cpu_threads.split(_predict, chunk_count(X.shape[0]), _buffers(Wt), X, scale, Wt, b, C, out, class_blocks(Wt.shape[0]))
+    _on_chunks(_predict, X, Wt, X, scale, Wt, b, C, out)
     return _checks.finite_labels(out, Wt.dtype)
 
 
@@ -73,7 +76,7 @@ def xent_loss(X, y, W, b):
     X, scale, Wt, b, C = _prepare(X, W, b)
     y = _checks.labels(y, X.shape[0], C)
     partial = np.zeros(chunk_count(X.shape[0]))
-    _cpu_threads.split(_xent_loss, partial.size, _buffers(Wt), X, scale, y, Wt, b, C, class_blocks(Wt.shape[0]), partial)
+    _on_chunks(_xent_loss, X, Wt, X, scale, y, Wt, b, C, partial)
     return _checks.finite_loss(_sum_in_order(partial) / X.shape[0], Wt.dtype)
 
 
@@ -93,7 +96,8 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     dW = _checks.output(dW, (F, C), Wt.dtype, "dW")
     db = _checks.output(db, (C,), Wt.dtype, "db")
     dWt, db_pad = np.zeros_like(Wt), np.zeros_like(b)
-    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, class_blocks(Wt.shape[0]), _buffers(Wt)())
+    loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, class_blocks(Wt.shape[0]),
+                      chunk_buffers(Wt.shape[0], Wt.dtype), chunk_count(X.shape[0]))
     _checks.finite_loss(loss, Wt.dtype)
     dW[...] = dWt[:C].T
     db[...] = db_pad[:C]
@@ -131,13 +135,7 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
 
 def _padded_average(average, Wt, steps):
     """(Wt_avg [Cp, F], b_avg [Cp], each step's weight in the running mean, 0 before ``average.start``)."""
-    Cp, dtype = Wt.shape[0], Wt.dtype
-    C = average.b.size
-    Wt_avg = np.zeros_like(Wt)
-    Wt_avg[:C] = average.W.T
-    b_avg = np.zeros(Cp, dtype)
-    b_avg[:C] = average.b
-    weights = np.zeros(steps, dtype)
-    for step in range(average.start, steps):
-        weights[step] = _checks.average_inverse(average.count, average.start, step, dtype)
-    return Wt_avg, b_avg, weights
+    weights = np.zeros(steps, Wt.dtype)
+    averaged = np.arange(min(average.start, steps), steps)
+    weights[averaged] = _checks.average_inverse(average.count, average.start, averaged, Wt.dtype)
+    return (*_padded(average.W, average.b, Wt.shape[0]), weights)
