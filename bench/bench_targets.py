@@ -10,10 +10,13 @@ Intel Sapphire Rapids); README "Performance" shows what was measured. Under
 once each as smoke tests in ``bench_workloads.py``.
 """
 
+import functools
+
 import pytest
 
 import fastsoftmax as fs
 from fastsoftmax.benchmark import compile_times, machine, run
+from fastsoftmax.benchmark.report import add_shares
 from fastsoftmax.benchmark.workloads import variant, workload
 
 ROUNDS = 9
@@ -30,13 +33,18 @@ COLD_TRAIN_S = 3.0          # what `fastsoftmax train` compiles, with an empty N
 WARM_FIRST_CALL_S = 0.3     # the first training call, kernels loaded from the cache
 
 
+@functools.cache
+def _peak_gflops():
+    """This machine's float32 matmul rate, probed once per run (best of its rounds)."""
+    return machine.matmul_gflops()
+
+
 def _measure(benchmark, data, load, names):
     if benchmark.disabled:
         pytest.skip("speed is asserted only in benchmark runs (--benchmark-only)")
-    peak = machine.matmul_gflops()
-    results = run(data, [workload(load)], [variant(n) for n in names], rounds=ROUNDS)
-    for r in results:
-        r["peak_share"] = r["gflops"] / peak
+    peak = _peak_gflops()
+    results = add_shares(run(data, [workload(load)], [variant(n) for n in names], rounds=ROUNDS),
+                         {"peak_gflops": peak})
     benchmark.extra_info.update({"peak_gflops": peak, **{f"{r['variant']}_ms": r["median_s"] * 1e3 for r in results},
                                  **{f"{r['variant']}_speedup": r["speedup"] for r in results}})
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)

@@ -457,11 +457,6 @@ class SoftmaxRegression:
                 f"before this fit. Try a smaller learning_rate, or scale the inputs.") from exc
         if average is not None:
             count += max(0, done - average[2])
-        if done == chunk and not (np.isfinite(W).all() and np.isfinite(b).all()):
-            raise DivergenceError(
-                f"training diverged in steps {first}-{first + chunk - 1}: the weights overflowed {W.dtype} "
-                f"(learning rate {rates[0]:g}); the model is left as it was before this fit. "
-                f"Try a smaller learning_rate, or scale the inputs.")
         if done < chunk:
             rows = order[done * batch:(done + 1) * batch]
             if X.dtype.kind == "f":
@@ -537,8 +532,6 @@ class SoftmaxRegression:
         classes = self._state.classes
         y = _check_y(y, X.shape[0], "y", one_hot_width=classes.size)
         indices = kernels.predict(X, W, b)
-        if y.ndim == 2:
-            return float(np.mean(indices == y.argmax(axis=1)))
         return float(np.mean(indices == _encode(y, classes, "y", unknown=-1)))
 
     # ------------------------------------------------------------------ files

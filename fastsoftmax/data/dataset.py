@@ -96,7 +96,7 @@ class DataSet:
         num_classes = _integer(num_classes, "num_classes")
         _flag(one_hot, "one_hot")
         if not isinstance(seed, np.random.SeedSequence):
-            _check_arguments(0, seed)
+            _check_seed(seed)
         if num_classes < 1 or (class_indices.size and (class_indices.min() < 0
                                                         or class_indices.max() >= num_classes)):
             raise InputError(f"class_indices must lie in [0, num_classes) with num_classes >= 1, "
@@ -193,6 +193,10 @@ def _check_arguments(validation_size, seed, data_dir=None, mirrors=None, **flags
         raise InputError(f"validation_size must be an integer number of rows, got {validation_size!r}")
     if validation_size < 0:
         raise InputError(f"validation_size must be >= 0, got {validation_size}")
+    _check_seed(seed)
+
+
+def _check_seed(seed):
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise InputError(f"seed must be None or a non-negative integer, got {seed!r}")
 

@@ -186,13 +186,10 @@ def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
     before = W.copy(), b.copy()  # [F, C]: a copy is nothing beside the step itself
     try:
         _, losses = train_steps(X, y, W, b, np.arange(n), n, learning_rate, weight_decay)
-        overflowed = not (np.isfinite(magnitude(W)) and np.isfinite(magnitude(b)))
-    except DivergenceError:  # train_steps' own verdict on an overflowing update (see finished)
-        overflowed = True
-    if overflowed:
+    except DivergenceError:  # train_steps' verdict on an update that overflowed (see finished)
         W[...], b[...] = before
         raise DivergenceError(f"the update with learning_rate {learning_rate!r} overflows {dtype}: "
-                              "W and b restored; use a smaller learning_rate")
+                              "W and b restored; use a smaller learning_rate") from None
     return finite_loss(float(losses[0]), dtype)
 
 
