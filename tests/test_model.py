@@ -346,11 +346,12 @@ def test_partial_fit_needs_classes_first_and_streams_chunks_of_a_memmap(mnist_te
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy on NaN/overflow, which is the point
-@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("backend", ["numpy", "cpu", "cuda"])
 @pytest.mark.parametrize("steps, bad_row", [(50, 7), (3, 199)])
 def test_a_non_finite_row_is_refused_by_name_and_the_model_is_untouched(backend, steps, bad_row):
     """Row 7 is drawn by an early batch (its loss goes NaN); with 3 steps of 20 no batch draws
     row 199 of the unshuffled data, so the end-of-fit check finds it."""
+    kernels_or_skip(backend)
     rng = np.random.default_rng(8)
     X = rng.random((200, 6)).astype(np.float32)
     y = rng.integers(0, 3, 200)

@@ -255,6 +255,15 @@ def average_inverse(count, start, step, dtype):
     return dtype.type(1.0 / (count + (step - start) + 1))
 
 
+def average_weights(average, steps, dtype):
+    """Each step's weight in the running mean (:func:`average_inverse`); 0 where a step is not averaged."""
+    weights = np.zeros(steps, dtype)
+    if average is not None:
+        averaged = np.arange(min(average.start, steps), steps)
+        weights[averaged] = average_inverse(average.count, average.start, averaged, dtype)
+    return weights
+
+
 def averaging(average, W, b):
     """Check ``train_steps``' ``average`` argument; return it as an :class:`Average` (or None)."""
     if average is None:

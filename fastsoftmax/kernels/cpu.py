@@ -135,7 +135,4 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
 
 def _padded_average(average, Wt, steps):
     """(Wt_avg [Cp, F], b_avg [Cp], each step's weight in the running mean, 0 before ``average.start``)."""
-    weights = np.zeros(steps, Wt.dtype)
-    averaged = np.arange(min(average.start, steps), steps)
-    weights[averaged] = _checks.average_inverse(average.count, average.start, averaged, Wt.dtype)
-    return (*_padded(average.W, average.b, Wt.shape[0]), weights)
+    return (*_padded(average.W, average.b, Wt.shape[0]), _checks.average_weights(average, steps, Wt.dtype))

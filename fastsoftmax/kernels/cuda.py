@@ -140,14 +140,14 @@ class OnDevice:
 def stage(X, y=None):
     """Copy ``X`` (and labels ``y``) to the device once; returns ``OnDevice`` stand-ins.
 
-    Values are checked as the wrappers would check them, so no call that takes
-    them can be handed NaN pixels or out-of-range labels later.
+    Labels are checked here, so no call that takes them can be handed out-of-range
+    ones later. X is not scanned for NaN or infinity (a second pass over it): the
+    kernels flag the rows whose logits are not finite, and training stops before
+    any step whose loss is not.
     """
     if not isinstance(X, np.ndarray):
         raise InputError(f"X must be a numpy array to stage, got {_checks.describe(X)}")
     X = np.ascontiguousarray(X)
-    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
-        raise InputError("X contains NaN or infinite values")
     staged_X = OnDevice(X)
     if y is None:
         return staged_X
@@ -353,10 +353,7 @@ def _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, a
     if steps == 0:
         return 0, losses
     batch = int(batch_size)
-    inverses = np.zeros(steps, dtype)
-    if average is not None:
-        for s in range(average.start, steps):
-            inverses[s] = _checks.average_inverse(average.count, average.start, s, dtype)
+    inverses = _checks.average_weights(average, steps, dtype)
     cooperative = path in (None, "cooperative")
     B = min(blocks or TRAIN_BLOCKS, F)
     if cooperative:
