@@ -281,6 +281,197 @@ def averaging(average, W, b):
     return Average(W_avg, b_avg, int(start), int(count))
 
 
+class Run(NamedTuple):
+    """A checked training call for M models (``train_many``; ``train_steps`` is the case M = 1).
+
+    Attributes
+    ----------
+    y : ndarray, int64 ``[N]``
+        Class indices in ``[0, C)``.
+    orders : ndarray, int64 ``[G, steps * batch_size]``
+        The row indices of each group's batches.
+    group : ndarray, int64 ``[M]``
+        The group whose batches model m takes, in ``[0, G)``.
+    steps : int
+    rates : ndarray, float64 ``[M, steps]``
+        Each model's learning rate at each step.
+    decays : ndarray, float64 ``[M]``
+        Each model's weight decay.
+    losses : ndarray, float64 ``[M, steps]``
+        Set to NaN; each step's mean batch loss is written here.
+    average : Averages or None
+    """
+
+    y: np.ndarray
+    orders: np.ndarray
+    group: np.ndarray
+    steps: int
+    rates: np.ndarray
+    decays: np.ndarray
+    losses: np.ndarray
+    average: Averages | None
+
+
+class Averages(NamedTuple):
+    """The running means of M models (:class:`Average` for each): W ``[M, F, C]``, b ``[M, C]``,
+    start and count int64 ``[M]``."""
+
+    W: np.ndarray
+    b: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+
+
+def stacked_weights(W, b):
+    """Check the weights of M models, W ``[M, F, C]`` and b ``[M, C]``: return (M, F, C, dtype)."""
+    for name, arr, ndim in (("W", W, 3), ("b", b, 2)):
+        if not isinstance(arr, np.ndarray):
+            raise InputTypeError(f"{name} must be a numpy array, got {describe(arr)}")
+        if arr.dtype not in FLOAT_DTYPES:
+            raise InputTypeError(f"{name} must be float32 or float64, got {describe(arr)}")
+        if arr.ndim != ndim:
+            raise InputError(f"{name} must be {ndim}-D (one {'[F, C]' if ndim == 3 else '[C]'} per model), "
+                             f"got {describe(arr)}")
+    if b.dtype != W.dtype:
+        raise InputTypeError(f"b must have W's dtype {W.dtype}, got {describe(b)}")
+    M, F, C = W.shape
+    if M < 1 or F < 1 or C < 1:
+        raise InputError(f"W must hold at least one model of at least one feature and class, got {describe(W)}")
+    if b.shape != (M, C):
+        raise InputError(f"b must have shape ({M}, {C}) to match W {describe(W)}, got {describe(b)}")
+    for name, arr in (("W", W), ("b", b)):
+        if not np.isfinite(magnitude(arr)):
+            raise InputError(f"{name} contains NaN or infinity")
+    return M, F, C, W.dtype
+
+
+def many_arguments(X, y, W, b, n_classes, orders, group, batch_size, learning_rate, weight_decay, losses,
+                   average) -> Run:
+    """Check everything ``train_many`` takes besides X (already checked), W and b (:func:`stacked_weights`)."""
+    M = W.shape[0]
+    y = labels(y, X.shape[0], n_classes)
+    orders, steps = _orders(orders, batch_size, X.shape[0])
+    group = _groups(group, M, orders.shape[0])
+    rates = _model_rates(learning_rate, M, steps, W.dtype)
+    decays = _model_values(weight_decay, M, "weight_decay", W.dtype)
+    if steps and np.any(decays * rates.max(axis=1, initial=0.0) >= 2):
+        m = int(np.flatnonzero(decays * rates.max(axis=1, initial=0.0) >= 2)[0])
+        raise InputError(f"learning_rate * weight_decay must be < 2 (the decay term alone makes W grow without "
+                         f"bound), got {float(rates[m].max())!r} * {float(decays[m])!r} for model {m}")
+    writable(W, "W")
+    writable(b, "b")
+    losses = output(losses, (M, steps), np.float64, "losses")
+    losses[:] = np.nan
+    return Run(y, orders, group, steps, rates, decays, losses, _many_averages(average, W, b))
+
+
+def _orders(orders, batch_size, n_rows):
+    """Check the batch orders of ``train_many``; return them as int64 ``[G, steps * batch_size]`` and steps."""
+    if not isinstance(orders, np.ndarray) or orders.dtype.kind not in "iu" or orders.ndim not in (1, 2):
+        raise InputTypeError(f"orders must be an integer array [G, steps * batch_size] of row indices (1-D for "
+                             f"one group), got {describe(orders)}")
+    orders = orders.reshape(1, -1) if orders.ndim == 1 else orders
+    batch_size = count(batch_size, "batch_size")
+    if orders.shape[0] == 0:
+        raise InputError(f"orders must hold at least one group's order, got {describe(orders)}")
+    if batch_size > max(orders.shape[1], n_rows):
+        raise InputError(f"batch_size {batch_size} is larger than both an order ({orders.shape[1]} indices) "
+                         f"and X ({n_rows} rows)")
+    if orders.shape[1] % batch_size:
+        raise InputError(f"orders has rows of {orders.shape[1]} indices, not a multiple of batch_size {batch_size}")
+    if orders.size and (orders.min() < 0 or orders.max() >= n_rows):
+        raise InputError(f"orders has indices in [{orders.min()}, {orders.max()}], X has {n_rows} rows")
+    return np.ascontiguousarray(orders, dtype=np.int64), orders.shape[1] // batch_size
+
+
+def _groups(group, n_models, n_groups):
+    if group is None:
+        if n_groups != 1:
+            raise InputError(f"group must say which of the {n_groups} orders each of the {n_models} models takes")
+        return np.zeros(n_models, np.int64)
+    if not isinstance(group, np.ndarray) or group.dtype.kind not in "iu":
+        raise InputTypeError(f"group must be None or an integer array [M] of order indices, got {describe(group)}")
+    if group.shape != (n_models,):
+        raise InputError(f"group must have shape ({n_models},), one order index per model, got {describe(group)}")
+    if group.size and (group.min() < 0 or group.max() >= n_groups):
+        raise InputError(f"group has indices in [{group.min()}, {group.max()}], orders has {n_groups} rows")
+    return np.ascontiguousarray(group, dtype=np.int64)
+
+
+def _model_rates(learning_rate, n_models, steps, dtype):
+    """A number, one per model ``[M]`` or one per model and step ``[M, steps]``; float64 ``[M, steps]``."""
+    if not isinstance(learning_rate, (np.ndarray, list, tuple)) or np.ndim(learning_rate) == 0:
+        return np.full((n_models, steps), number(learning_rate, "learning_rate", dtype))
+    try:
+        rates = np.asarray(learning_rate)
+    except (ValueError, TypeError) as exc:
+        raise InputTypeError(f"learning_rate must be a number or an array of numbers: {exc}") from None
+    if rates.dtype.kind not in "iuf":
+        raise InputTypeError(f"learning_rate must be a number or a real array, got {describe(rates)}")
+    if rates.shape == (n_models,):
+        rates = np.repeat(rates.astype(np.float64)[:, None], steps, axis=1)
+    elif rates.shape != (n_models, steps):
+        raise InputError(f"learning_rate must be a number or an array of shape ({n_models},) (one per model) or "
+                         f"({n_models}, {steps}) (one per model and step), got {describe(rates)}")
+    rates = np.ascontiguousarray(rates, dtype=np.float64)
+    usable = np.isfinite(rates) & (rates >= 0) & (rates <= float(np.finfo(dtype).max))
+    if not usable.all():
+        m, s = (int(i[0]) for i in np.nonzero(~usable))
+        raise InputError(f"learning_rate must be finite and >= 0 for every model and step, got {rates[m, s]!r} "
+                         f"for model {m} at step {s}")
+    return rates
+
+
+def _model_values(value, n_models, name, dtype):
+    """A number or one per model ``[M]``, each a finite real >= 0 representable in ``dtype``; float64 ``[M]``."""
+    if not isinstance(value, (np.ndarray, list, tuple)) or np.ndim(value) == 0:
+        return np.full(n_models, number(value, name, dtype))
+    values = np.asarray(value)
+    if values.dtype.kind not in "iuf" or values.shape != (n_models,):
+        raise InputError(f"{name} must be a number or an array of shape ({n_models},), one per model, "
+                         f"got {describe(values)}")
+    return np.array([number(v, f"{name}[{m}]", dtype) for m, v in enumerate(values.tolist())], np.float64)
+
+
+def _many_averages(average, W, b):
+    if average is None:
+        return None
+    if not isinstance(average, tuple) or len(average) != 4:
+        raise InputTypeError(f"average must be None or a tuple (W_avg, b_avg, start, count), got {describe(average)}")
+    W_avg, b_avg, start, count = average
+    for name, arr, like in (("average W", W_avg, W), ("average b", b_avg, b)):
+        if not isinstance(arr, np.ndarray) or arr.shape != like.shape or arr.dtype != like.dtype:
+            raise InputError(f"{name} must be an array of shape {like.shape} dtype {like.dtype}, got {describe(arr)}")
+        writable(arr, name)
+    n_models = W.shape[0]
+    counts = []
+    for name, value in (("average start", start), ("average count", count)):
+        values = np.full(n_models, value) if np.ndim(value) == 0 else np.asarray(value)
+        if (values.dtype.kind not in "iu" or values.shape != (n_models,) or isinstance(value, bool)
+                or (values.size and values.min() < 0)):
+            raise InputError(f"{name} must be an integer >= 0 or one per model, shape ({n_models},), got {value!r}")
+        counts.append(np.ascontiguousarray(values, dtype=np.int64))
+    return Averages(W_avg, b_avg, *counts)
+
+
+def as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average) -> tuple:
+    """``train_steps``' checked arguments as ``train_many``'s for one model; returns ``(W [1, F, C], b [1, C], Run)``.
+
+    Views, not copies: the updates reach the caller's W, b, losses and average.
+    """
+    averages = None if average is None else Averages(average.W[None], average.b[None], np.array([average.start]),
+                                                     np.array([average.count]))
+    run = Run(y, order[None], np.zeros(1, np.int64), steps, rates[None], np.array([float(weight_decay)]),
+              losses[None], averages)
+    return W[None], b[None], run
+
+
+def many_average_weights(average, steps, dtype):
+    """Each model's weight of each step's snapshot in its running mean, ``[M, steps]`` (see :func:`average_weights`)."""
+    return np.stack([average_weights(Average(None, None, int(start), int(count)), steps, dtype)
+                     for start, count in zip(average.start.tolist(), average.count.tolist())])
+
+
 def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losses, weight_decay):
     """Check everything ``train_steps`` takes besides X (already checked by the caller).
 

@@ -183,21 +183,77 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
                                                            learning_rate, losses, weight_decay)
     average = _checks.averaging(average, W, b)
-    dW, db = np.empty_like(W), np.empty_like(b)
-    decay = dtype.type(weight_decay)
-    for step in range(steps):
-        rows = order[step * batch_size:(step + 1) * batch_size]
-        losses[step] = _grad(as_float(X[rows], dtype), y[rows], W, b, dW, db)
-        if not np.isfinite(losses[step]):
-            return _checks.finished(step, losses, W, b)
-        lr = dtype.type(rates[step])
-        if decay:
-            dW += decay * W
-        W -= lr * dW
-        b -= lr * db
-        if average is not None and step >= average.start:
-            inv = _checks.average_inverse(average.count, average.start, step, dtype)
-            W_avg, b_avg = average.W, average.b
-            W_avg += (W - W_avg) * inv
-            b_avg += (b - b_avg) * inv
-    return _checks.finished(steps, losses, W, b)
+    done = _train(X, *_checks.as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average),
+                  int(batch_size))
+    return _checks.finished(done[0], losses, W, b)
+
+
+def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None,
+               group=None):
+    """Train M models at once: each as :func:`train_steps` would train it alone, on a batch order of its group.
+
+    Parameters
+    ----------
+    X : ndarray, uint8 or W's dtype, ``[N, F]``
+    y : ndarray, integer, ``[N]``
+    W : ndarray, float32 or float64, ``[M, F, C]``
+        Each model's weights, updated in place.
+    b : ndarray, W's dtype, ``[M, C]``
+    orders : ndarray, integer, ``[G, steps * batch_size]`` (1-D: one group)
+        Row indices of each group's batches, in order.
+    batch_size : int
+    learning_rate : float, or ndarray ``[M]`` or ``[M, steps]``
+        One rate for every model and step, one per model, or one per model and step.
+    weight_decay : float or ndarray ``[M]``
+    losses : ndarray, float64, ``[M, steps]``, optional
+        Receives each model's mean batch loss at each step, computed before its update.
+    average : tuple ``(W_avg [M, F, C], b_avg [M, C], start, count)``, optional
+        Each model's running mean, as :func:`train_steps` keeps it for one; ``start`` and ``count`` are
+        numbers or arrays ``[M]``.
+    group : ndarray, integer, ``[M]``, optional
+        Which row of ``orders`` each model's batches come from (default: all the first).
+
+    Returns
+    -------
+    steps_done : ndarray, int64, ``[M]``
+        ``steps`` for a model that ran every step; else the step whose loss was not finite,
+        where that model stopped (the others go on).
+    losses : ndarray, float64, ``[M, steps]``
+
+    Model ``m``'s results are those of ``train_steps`` on ``W[m]``, ``b[m]`` and ``orders[group[m]]``.
+    Unlike ``train_steps``, an update that overflows a model's weights is not raised here: each
+    model's ``W`` and ``b`` are left as its steps made them, for the caller to check.
+    """
+    M, F, C, dtype = _checks.stacked_weights(W, b)
+    X = _checks.inputs(X, F, dtype)
+    run = _checks.many_arguments(X, y, W, b, C, orders, group, batch_size, learning_rate, weight_decay, losses,
+                                 average)
+    return _train(X, W, b, run, int(batch_size)), run.losses
+
+
+def _train(X, W, b, run, batch_size):
+    """Every model's steps, one model after another; returns steps done ``[M]``."""
+    done = np.full(W.shape[0], run.steps, np.int64)
+    dW, db = np.empty_like(W[0]), np.empty_like(b[0])
+    dtype = W.dtype
+    for m in range(W.shape[0]):
+        order, losses, rates = run.orders[run.group[m]], run.losses[m], run.rates[m]
+        decay = dtype.type(run.decays[m])
+        average = run.average
+        for step in range(run.steps):
+            rows = order[step * batch_size:(step + 1) * batch_size]
+            losses[step] = _grad(as_float(X[rows], dtype), run.y[rows], W[m], b[m], dW, db)
+            if not np.isfinite(losses[step]):
+                done[m] = step
+                break
+            lr = dtype.type(rates[step])
+            if decay:
+                dW += decay * W[m]
+            W[m] -= lr * dW
+            b[m] -= lr * db
+            if average is not None and step >= average.start[m]:
+                inv = _checks.average_inverse(int(average.count[m]), int(average.start[m]), step, dtype)
+                W_avg, b_avg = average.W[m], average.b[m]
+                W_avg += (W[m] - W_avg) * inv
+                b_avg += (b[m] - b_avg) * inv
+    return done
