@@ -23,7 +23,8 @@ from .data import DATASETS, read_data_sets
 from .data.fetch import cache_root, find_file, search_dirs
 from .errors import FastSoftmaxError, InputError
 from .kernels import BACKENDS, backend_problem, get_backend
-from .model import SoftmaxRegression, _step_count
+from .model import SoftmaxRegression
+from .model.parameters import run_length
 
 
 #: Seconds of compiling after which the CLI says what it is doing (a warm cache loads in about 0.2 s).
@@ -190,7 +191,7 @@ def cmd_train(args) -> int:
     batch = min(args.batch_size, train.num_examples)
     average = args.average
     if average == HALF_OF_THE_RUN:
-        steps = _step_count(args.steps, args.epochs, None, None, train.num_examples, args.batch_size)
+        steps = run_length(args.steps, args.epochs, None, train.num_examples, args.batch_size)
         average = steps * batch // 2
     model = SoftmaxRegression(backend=args.backend, learning_rate=args.learning_rate, batch_size=args.batch_size,
                               steps=args.steps, epochs=args.epochs, dtype=args.dtype, seed=args.seed,

@@ -132,5 +132,9 @@ class BackendUnavailableError(FastSoftmaxError, ImportError):
     """The requested compute backend cannot run here."""
 
 
+class CacheWarning(UserWarning):
+    """Compiled kernels cannot be kept on disk here: they are compiled again in every process."""
+
+
 class ConvergenceWarning(UserWarning):
     """Training finished, but its loss ended far above where it started: the run did not learn."""

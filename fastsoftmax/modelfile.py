@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import validation
 from ._atomic import is_dir, is_file, write_atomically
 from .errors import InputError, InputTypeError, ModelFileError, ModelNotFoundError, PathIsDirectoryError
 
@@ -68,7 +69,7 @@ def _metadata_json(meta: dict) -> str:
 
 def model_path(path) -> Path:
     """Check a model file name for writing; return it with ``.npz`` appended if it lacks it."""
-    text = _file_name(path)
+    text = validation.file_name(path)
     given = Path(text)
     if text.endswith((os.sep, "/")) or is_dir(given):
         raise PathIsDirectoryError(given, f"cannot save a model to {text}: it is a directory; "
@@ -78,15 +79,6 @@ def model_path(path) -> Path:
     if is_dir(given):
         raise PathIsDirectoryError(given, f"cannot save a model to {given}: it is a directory", errno.EISDIR)
     return given
-
-
-def _file_name(path) -> str:
-    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-        raise InputTypeError(f"path must be a str or os.PathLike file name, got {path!r}")
-    text = os.fspath(path)
-    if not isinstance(text, str) or not text or "\0" in text:
-        raise InputError(f"path must be a non-empty file name without NUL characters, got {path!r}")
-    return text
 
 
 def load_model(path, averages=False):
@@ -101,7 +93,7 @@ def load_model(path, averages=False):
     ModelNotFoundError
         No such file (a ``FileNotFoundError``).
     """
-    path = Path(_file_name(path))
+    path = Path(validation.file_name(path))
     if is_dir(path):
         raise ModelNotFoundError(f"no model file at {path}: it is a directory")
     if not is_file(path):
@@ -131,6 +123,7 @@ def load_model(path, averages=False):
     _check_weights(path, W, b, meta)
     average = _check_average(path, arrays, W, b, meta)
     _check_classes(path, meta, W.shape[1])
+    _check_counts(path, meta)
     return (W, b, meta, average) if averages else (W, b, meta)
 
 
@@ -195,6 +188,14 @@ def _check_average(path, arrays, W, b, meta):
     return W_avg, b_avg
 
 
+def _check_counts(path, meta):
+    """``steps_done`` (and ``average_count``, where present) are integers >= 0."""
+    for key in ("steps_done", "average_count"):
+        value = meta.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ModelFileError(f"{path}: {key} must be an integer >= 0, got {value!r:.80}")
+
+
 def _check_classes(path, meta, n_classes):
     """``classes``: the labels, sorted, one per column of W, numbers or strings of one dtype."""
     classes = meta.get("classes")
@@ -204,12 +205,14 @@ def _check_classes(path, meta, n_classes):
     try:
         dtype = np.dtype(kind)
         labels = np.array(classes, dtype=dtype)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{path}: classes {classes!r:.80} of dtype {kind!r} are not valid ({exc})") from exc
     if not isinstance(classes, list) or labels.shape != (n_classes,) or dtype.kind not in "biufUO":
         raise ModelFileError(f"{path}: classes must be a list of {n_classes} labels, got {classes!r:.80}")
     if any(not isinstance(c, (str, int, float)) for c in classes):
         raise ModelFileError(f"{path}: classes must be numbers or strings, got {classes!r:.80}")
+    if labels.tolist() != classes:  # a dtype too narrow truncates strings or wraps numbers, silently
+        raise ModelFileError(f"{path}: classes_dtype {kind!r} cannot hold the classes {classes!r:.80}")
     try:
         ordered = bool(np.all(labels[1:] > labels[:-1]))
     except TypeError:

@@ -102,7 +102,7 @@ def near_miss_arrays(draw, like):
 
 OUTPUTS = {"out", "losses"}                      # written by the call, success or not
 IN_PLACE = {"sgd_step": ("W", "b"), "xent_sgd_step": ("W", "b"), "train_steps": ("W", "b", "average"),
-            "xent_grad": ("dW", "db")}
+            "train_many": ("W", "b", "average"), "xent_grad": ("dW", "db")}
 
 
 def valid_kernel_args(op, dtype, rng):
@@ -120,6 +120,14 @@ def valid_kernel_args(op, dtype, rng):
         return {"W": W, "b": b, "dW": np.full_like(W, 0.1), "db": np.full_like(b, 0.1), "learning_rate": 0.5}
     if op == "xent_sgd_step":
         return {"X": X, "y": y, "W": W, "b": b, "learning_rate": 0.5, "weight_decay": 1e-3}
+    if op == "stage":
+        return {"X": X, "y": y}
+    if op == "train_many":
+        Ws, bs = np.stack([W, W * 2]), np.stack([b, -b])
+        return {"X": X, "y": y, "W": Ws, "b": bs, "orders": np.stack([rng.permutation(N), rng.permutation(N)]),
+                "batch_size": 3, "learning_rate": np.array([0.5, 0.25]), "weight_decay": 0.0, "losses": None,
+                "average": (np.zeros_like(Ws), np.zeros_like(bs), 0, np.array([0, 1]))
+                if rng.random() < 0.5 else None, "group": np.array([1, 0])}
     return {"X": X, "y": y, "W": W, "b": b, "order": rng.permutation(N), "batch_size": 3, "learning_rate": 0.5,
             "weight_decay": 0.0, "losses": None,
             "average": (np.zeros_like(W), np.zeros_like(b), 0, 0) if rng.random() < 0.5 else None}
@@ -156,7 +164,7 @@ def check_kernel_call(kern, op, args):
             result = getattr(kern, op)(**args)
     except FastSoftmaxError as exc:
         outputs = OUTPUTS | ({"dW", "db"} if op == "xent_grad" else set())
-        if op == "train_steps" and isinstance(exc, fs.DivergenceError):
+        if op in ("train_steps", "train_many") and isinstance(exc, fs.DivergenceError):
             # Not a refused argument: an update overflowed W's dtype. train_steps updates W, b and
             # the average in place as it goes and says so rather than undoing it (xent_sgd_step
             # restores them); what it leaves must be what it reports, weights that are not finite.
@@ -171,7 +179,7 @@ def check_kernel_call(kern, op, args):
         raise AssertionError(f"{kern.__name__}.{op} raised {type(exc).__name__}: {exc} for "
                              f"{ {k: _describe(v) for k, v in args.items()} }") from exc
     changed = set(IN_PLACE.get(op, ())) | OUTPUTS
-    if op == "train_steps" and isinstance(args.get("average"), list):
+    if op in ("train_steps", "train_many") and isinstance(args.get("average"), list):
         changed.discard("average")  # a list is refused; reaching here means it was not
     for name, value in args.items():
         if name not in changed:
@@ -180,6 +188,9 @@ def check_kernel_call(kern, op, args):
 
 
 def _check_result(op, args, result):
+    if op == "stage":
+        assert result is args["X"] or (len(result) == 2 and result[0] is args["X"]) or hasattr(result[0], "shape")
+        return
     W, b = args["W"], args["b"]
     if op == "forward":
         assert _finite(result) and np.allclose(result.sum(axis=1), 1, atol=1e-3)
@@ -194,6 +205,15 @@ def _check_result(op, args, result):
         assert _finite(W) and _finite(b), f"{op} returned with non-finite weights"
         if op == "xent_sgd_step":
             assert math.isfinite(result)
+    elif op == "train_many":
+        done, losses = result
+        assert done.shape == (W.shape[0],) and losses.shape == (W.shape[0], losses.shape[1])
+        for m in range(W.shape[0]):
+            assert 0 <= done[m] <= losses.shape[1] and _finite(losses[m, :done[m]])
+            if done[m] < losses.shape[1]:
+                assert not math.isfinite(losses[m, done[m]])
+            else:
+                assert _finite(W[m]) and _finite(b[m]), "train_many reported success with non-finite weights"
     else:
         done, losses = result
         assert 0 <= done <= losses.size
@@ -210,7 +230,8 @@ def _describe(value):
     return repr(value)[:60]
 
 
-OPS = ["forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step", "train_steps"]
+OPS = ["forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step", "train_steps", "train_many",
+       "stage"]
 
 
 @st.composite

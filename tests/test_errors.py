@@ -66,7 +66,7 @@ BAD_KERNEL_ARGS = [
     (lambda k: k.train_steps(X, Y, W.copy(), B.copy(), np.arange(30), 10, 0.5), fs.InputError,
      "order has indices in"),
     (lambda k: k.train_steps(X, Y, W.copy(), B.copy(), np.arange(24), 0, 0.5), fs.InputError,
-     "batch_size must be >= 1"),
+     "batch_size must be a positive integer"),
     (lambda k: k.train_steps(X, Y, W.copy(), B.copy(), np.arange(24), 5, 0.5), fs.InputError,
      "not a multiple of batch_size"),
     (lambda k: k.train_steps(X, Y, W.copy(), B.copy(), np.arange(24), 8, np.nan), fs.InputError,
@@ -130,13 +130,13 @@ def test_fit_refuses_bad_input_before_training(kwargs, message):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(batch_size=4.0), "batch_size must be a positive integer"),
-    (dict(learning_rate=-1), "learning_rate must be finite and >= 0"),
+    (dict(learning_rate=-1), "learning_rate must be finite and > 0"),
     (dict(learning_rate=float("nan")), "learning_rate must be finite"),
     (dict(weight_decay=float("nan")), "weight_decay must be finite"),
     (dict(weight_decay=-1e-3), "weight_decay must be finite and >= 0"),
     (dict(dtype="float16"), "dtype must be"),
     (dict(backend="tpu"), "unknown backend 'tpu'"),
-    (dict(lr_decay="fast"), "lr_decay must be a number"),
+    (dict(lr_decay="fast"), "lr_decay must be a real number"),
     (dict(steps=-1), "steps must be a positive integer"),
 ])
 def test_fit_refuses_bad_settings_before_training(kwargs, message):
@@ -200,11 +200,13 @@ def test_an_unfitted_model_raises_not_fitted_error_of_the_library_and_of_scikit_
 
 
 def test_read_data_sets_refuses_bad_arguments_before_looking_for_files(tmp_path):
-    for kwargs, message in [(dict(validation_size=1.5), "validation_size must be an integer"),
-                            (dict(validation_size=-1), "validation_size must be >= 0"),
-                            (dict(seed="x"), "seed must be None or a non-negative integer"),
-                            (dict(dataset="cifar"), "unknown dataset 'cifar'")]:
-        with pytest.raises(fs.InputError, match=message):
+    for kwargs, error, message in [
+            (dict(validation_size=1.5), fs.InputTypeError, "validation_size must be an integer >= 0"),
+            (dict(validation_size=-1), fs.InputError, "validation_size must be an integer >= 0"),
+            (dict(seed="x"), fs.InputTypeError, "seed must be None or an integer >= 0"),
+            (dict(seed=-2), fs.InputError, "seed must be None or an integer >= 0"),
+            (dict(dataset="cifar"), fs.InputError, "unknown dataset 'cifar'")]:
+        with pytest.raises(error, match=message):
             fs.read_data_sets(tmp_path / "empty", download=False, **kwargs)
 
 
@@ -289,10 +291,10 @@ BAD_UPDATES = [  # (call on (kern, W, b), error, message); W and b must come bac
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, np.array([0.1, 0.1, 5.0]), 0.5), fs.InputError,
      r"learning_rate \* weight_decay must be < 2"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, 0.5, None), fs.InputTypeError, "weight_decay"),
-    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8.0, 0.5), fs.InputTypeError, "batch_size must be an integer"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8.0, 0.5), fs.InputTypeError, "batch_size must be a positive integer"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, True, 0.5), fs.InputTypeError, "batch_size"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, "8", 0.5), fs.InputTypeError, "batch_size"),
-    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, -8, 0.5), fs.InputError, "batch_size must be >= 1"),
+    (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, -8, 0.5), fs.InputError, "batch_size must be a positive integer"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER[:0], 10**30, 0.5), fs.InputError, "batch_size .* larger"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER[:0], 2**62, 0.5), fs.InputError, "batch_size .* larger"),
     (lambda k, w, b: k.train_steps(X, Y, w, b, ORDER, 8, "0.5"), fs.InputTypeError, "learning_rate"),
@@ -361,9 +363,9 @@ def test_small_public_helpers_refuse_bad_arguments():
 
 
 def test_finished_refuses_to_report_overflowed_weights_as_a_result():
-    from fastsoftmax.kernels import _checks
+    from fastsoftmax.kernels import _common
 
     losses = np.array([1.0, 0.5])
-    assert _checks.finished(2, losses, W, B) == (2, losses)
+    assert _common.finished(2, losses, W, B) == (2, losses)
     with pytest.raises(fs.DivergenceError, match="update of step 1 overflowed float32"):
-        _checks.finished(2, losses, np.where(W > 0, np.inf, W).astype(np.float32), B)
+        _common.finished(2, losses, np.where(W > 0, np.inf, W).astype(np.float32), B)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax as fs
-from fastsoftmax.data import EpochSampler, DataSet
+from fastsoftmax.data import BatchOrder, DataSet
 from fastsoftmax.data.manifest import MNIST
 
 pytestmark = pytest.mark.realdata
@@ -133,23 +133,24 @@ def test_next_batch_matches_the_tutorial(n, batch):
 
 
 def test_batch_order_advances_the_same_state_as_next_batch():
-    sampler_a = EpochSampler(13, np.random.default_rng(3))
-    sampler_b = EpochSampler(13, np.random.default_rng(3))
-    many = sampler_a.take_many(5, 7)
-    one_by_one = np.concatenate([sampler_b.take(5) for _ in range(7)])
+    order_a = BatchOrder(13, np.random.default_rng(3))
+    order_b = BatchOrder(13, np.random.default_rng(3))
+    many = order_a.batches(5, 7)
+    one_by_one = np.concatenate([order_b.next_batch(5) for _ in range(7)])
     np.testing.assert_array_equal(many, one_by_one)
-    assert sampler_a.epochs_completed == sampler_b.epochs_completed == 2
+    assert order_a.epochs_completed == order_b.epochs_completed == 2
 
 
 def test_unshuffled_batches_are_consecutive_slices():
-    sampler = EpochSampler(10, np.random.default_rng(0))
-    np.testing.assert_array_equal(sampler.take_many(4, 3, shuffle=False), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
+    order = BatchOrder(10, np.random.default_rng(0))
+    np.testing.assert_array_equal(order.batches(4, 3, shuffle=False), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
 
 
-@pytest.mark.parametrize("bad", [0, -1, 11])
-def test_bad_batch_size(bad):
-    with pytest.raises(fs.InputError, match="batch_size"):
-        EpochSampler(10, np.random.default_rng(0)).take(bad)
+@pytest.mark.parametrize("bad, error", [(0, fs.InputError), (-1, fs.InputError), (11, fs.InputError),
+                                        (2.0, fs.InputTypeError), ("2", fs.InputTypeError)])
+def test_bad_batch_size(bad, error):
+    with pytest.raises(error, match="batch_size"):
+        BatchOrder(10, np.random.default_rng(0)).next_batch(bad)
 
 
 def test_seeded_loaders_draw_the_same_batches(fashion_dir):
@@ -234,12 +235,12 @@ def test_an_altered_copy_of_a_published_file_is_refused(mnist_dir, tmp_path):
 def test_next_batch_and_batch_order_refuse_what_is_not_a_count():
     data = DataSet(np.zeros((10, 4), np.uint8), np.arange(10) % 3, seed=0)
     for bad in ("x", None, 2.7, float("nan"), float("inf"), True):
-        with pytest.raises(fs.InputTypeError, match="batch_size must be an integer"):
+        with pytest.raises(fs.InputTypeError, match="batch_size must be a positive integer"):
             data.next_batch(bad)
     for bad in ("x", 2.5, None):
         with pytest.raises(fs.InputTypeError, match="steps must be an integer"):
             data.batch_order(2, bad)
-    with pytest.raises(fs.InputError, match="steps must be >= 0"):
+    with pytest.raises(fs.InputError, match="steps must be an integer >= 0"):
         data.batch_order(2, -1)
     with pytest.raises(fs.InputTypeError, match="shuffle must be True or False"):
         data.next_batch(2, shuffle="no")

@@ -181,27 +181,28 @@ def test_cuda_divergence_is_refused():
 
 @pytest.mark.parametrize("n, batch, steps", [(55000, 100, 1000), (37, 5, 50), (10, 10, 7), (23, 4, 100)])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_batch_stream_is_the_tutorial_next_batch_order(n, batch, steps, shuffle):
-    from fastsoftmax.data.dataset import EpochSampler
-    from fastsoftmax.model import _BatchStream
+def test_batch_order_drawn_in_chunks_is_the_tutorial_next_batch_order(n, batch, steps, shuffle):
+    """A fit draws a compiled call's rows at once; they are next_batch's batches, one after another."""
+    from fastsoftmax.data import BatchOrder
 
-    expected = EpochSampler(n, np.random.default_rng(3)).take_many(batch, steps, shuffle)
-    stream = _BatchStream(n, np.random.default_rng(3))
+    one_at_a_time = BatchOrder(n, np.random.default_rng(3))
+    expected = np.concatenate([one_at_a_time.next_batch(batch, shuffle) for _ in range(steps)])
+    order = BatchOrder(n, np.random.default_rng(3))
     first = steps // 3
-    got = np.concatenate([stream.take(first * batch, shuffle), stream.take((steps - first) * batch, shuffle)])
+    got = np.concatenate([order.rows(first * batch, shuffle), order.rows((steps - first) * batch, shuffle)])
     np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_a_pickled_batch_stream_continues_alike_and_is_small(shuffle):
+def test_a_pickled_batch_order_continues_alike_and_is_small(shuffle):
     """It is pickled as generator states (the epoch's order is drawn again), not as 10^6 indices."""
-    from fastsoftmax.model import _BatchStream
+    from fastsoftmax.data import BatchOrder
 
-    stream = _BatchStream(10**6, np.random.default_rng(1))
-    stream.take(1500, shuffle)
-    copied = pickle.loads(pickle.dumps(stream))
-    assert len(pickle.dumps(stream)) < 10_000
-    np.testing.assert_array_equal(copied.take(2 * 10**6, shuffle), stream.take(2 * 10**6, shuffle))
+    order = BatchOrder(10**6, np.random.default_rng(1))
+    order.rows(1500, shuffle)
+    copied = pickle.loads(pickle.dumps(order))
+    assert len(pickle.dumps(order)) < 10_000
+    np.testing.assert_array_equal(copied.rows(2 * 10**6, shuffle), order.rows(2 * 10**6, shuffle))
 
 
 def _small(seed=5, n=230, features=16, classes=4):

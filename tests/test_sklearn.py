@@ -57,7 +57,7 @@ def test_params_are_stored_as_given_and_checked_by_fit():
     X, y = _data()
     with pytest.raises(fs.InputError, match="unknown backend 'tpu'"):
         model.fit(X, y)
-    with pytest.raises(fs.InputError, match="learning_rate must be finite and >= 0, got -1"):
+    with pytest.raises(fs.InputError, match="learning_rate must be finite and > 0, got -1"):
         model.set_params(backend="numpy").fit(X, y)
     with pytest.raises(fs.InputError, match="Invalid parameter 'learning_rte'"):
         model.set_params(learning_rte=0.1)

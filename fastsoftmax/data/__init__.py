@@ -1,7 +1,9 @@
-"""Data layer: IDX parsing, dataset manifests, downloads and the tutorial-style loader."""
+"""Data layer: IDX parsing, dataset manifests, downloads, batch orders and the tutorial-style loader."""
 
-from .dataset import PIXEL_SCALE, DataSet, Datasets, EpochSampler, read_data_sets, to_float_images
+from ..kernels.pixels import PIXEL_SCALE
+from .batches import BatchOrder
+from .dataset import DataSet, Datasets, read_data_sets, to_float_images
 from .manifest import DATASETS, DatasetSpec, FileSpec
 
-__all__ = ["PIXEL_SCALE", "DataSet", "Datasets", "EpochSampler", "read_data_sets",
-           "to_float_images", "DATASETS", "DatasetSpec", "FileSpec"]
+__all__ = ["PIXEL_SCALE", "BatchOrder", "DataSet", "Datasets", "read_data_sets", "to_float_images", "DATASETS",
+           "DatasetSpec", "FileSpec"]

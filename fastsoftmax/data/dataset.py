@@ -3,72 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import validation
 from ..errors import DataFileError, InputError, InputTypeError
+from ..kernels.pixels import to_float
+from .batches import BatchOrder
 from .cache import check_against_manifest, load_idx_hashed
 from .fetch import cache_root, locate
 from .manifest import DATASETS, DatasetSpec
 
 log = logging.getLogger(__name__)
-
-#: uint8 pixels become floats in [0, 1] by this factor, here and inside every kernel.
-PIXEL_SCALE = 1.0 / 255.0
-
-
-class EpochSampler:
-    """Batch indices drawn exactly as the TensorFlow tutorial's ``next_batch`` drew them.
-
-    The first call shuffles; a batch that runs past the end of an epoch takes the
-    rows left in it, reshuffles, and fills up from the new order.
-
-    Parameters
-    ----------
-    num_examples : int
-        Rows to draw from.
-    rng : numpy.random.Generator
-        The sampler's own generator (never the global NumPy one).
-    """
-
-    def __init__(self, num_examples: int, rng: np.random.Generator):
-        self.num_examples = int(num_examples)
-        self.epochs_completed = 0
-        self._rng = rng
-        self._order = np.arange(self.num_examples)
-        self._index = 0
-
-    def take(self, batch_size: int, shuffle: bool = True) -> np.ndarray:
-        """The row indices (int64) of the next batch of ``batch_size`` rows."""
-        batch_size = _integer(batch_size, "batch_size")
-        _flag(shuffle, "shuffle")
-        if not 1 <= batch_size <= self.num_examples:
-            raise InputError(f"batch_size must be in [1, {self.num_examples}] (the number of "
-                             f"examples), got {batch_size}")
-        start = self._index
-        if self.epochs_completed == 0 and start == 0 and shuffle:
-            self._order = self._rng.permutation(self.num_examples)
-        if start + batch_size <= self.num_examples:
-            self._index = start + batch_size
-            return self._order[start:self._index]
-        self.epochs_completed += 1
-        rest = self._order[start:]
-        if shuffle:
-            self._order = self._rng.permutation(self.num_examples)
-        self._index = batch_size - rest.size
-        return np.concatenate((rest, self._order[:self._index]))
-
-    def take_many(self, batch_size: int, steps: int, shuffle: bool = True) -> np.ndarray:
-        """Indices of ``steps`` consecutive batches, concatenated (int64, ``steps * batch_size``)."""
-        steps = _integer(steps, "steps")
-        if steps < 0:
-            raise InputError(f"steps must be >= 0, got {steps}")
-        if steps == 0:
-            return np.empty(0, dtype=np.int64)
-        return np.concatenate([self.take(batch_size, shuffle) for _ in range(steps)]).astype(np.int64)
-
 
 class DataSet:
     """One split (train, validation or test) of an MNIST-format dataset.
@@ -89,14 +36,15 @@ class DataSet:
 
     def __init__(self, pixels, class_indices, *, num_classes=10, one_hot=False, seed=None):
         if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim < 1:
-            raise InputTypeError(f"pixels must be a uint8 array [N, ...], got {_describe(pixels)}")
+            raise InputTypeError(f"pixels must be a uint8 array [N, ...], got {validation.describe(pixels)}")
         if not isinstance(class_indices, np.ndarray) or class_indices.dtype.kind not in "iu" \
                 or class_indices.ndim != 1:
-            raise InputTypeError(f"class_indices must be a 1-D integer array, got {_describe(class_indices)}")
-        num_classes = _integer(num_classes, "num_classes")
-        _flag(one_hot, "one_hot")
+            raise InputTypeError(f"class_indices must be a 1-D integer array, got "
+                                 f"{validation.describe(class_indices)}")
+        num_classes = validation.count(num_classes, "num_classes", minimum=0)
+        validation.flag(one_hot, "one_hot")
         if not isinstance(seed, np.random.SeedSequence):
-            _check_seed(seed)
+            validation.seed(seed)
         if num_classes < 1 or (class_indices.size and (class_indices.min() < 0
                                                         or class_indices.max() >= num_classes)):
             raise InputError(f"class_indices must lie in [0, num_classes) with num_classes >= 1, "
@@ -108,7 +56,7 @@ class DataSet:
         self.num_classes = num_classes
         self.one_hot = one_hot
         self._images = None
-        self._sampler = EpochSampler(self.num_examples, np.random.default_rng(seed))
+        self._batches = BatchOrder(self.num_examples, np.random.default_rng(seed))
 
     @property
     def num_examples(self) -> int:
@@ -116,7 +64,7 @@ class DataSet:
 
     @property
     def epochs_completed(self) -> int:
-        return self._sampler.epochs_completed
+        return self._batches.epochs_completed
 
     @property
     def images(self) -> np.ndarray:
@@ -151,7 +99,7 @@ class DataSet:
         labels : numpy.ndarray
             As :attr:`labels`, ``batch_size`` rows.
         """
-        rows = self._sampler.take(batch_size, shuffle)
+        rows = self._batches.next_batch(batch_size, shuffle)
         return to_float_images(self.pixels[rows]), self._format_labels(self.class_indices[rows])
 
     def batch_order(self, batch_size: int, steps: int, shuffle: bool = True) -> np.ndarray:
@@ -160,63 +108,23 @@ class DataSet:
         Advances the same state as ``next_batch``, so the two can be mixed. The
         compiled training loops take this array instead of the rows themselves.
         """
-        return self._sampler.take_many(batch_size, steps, shuffle)
-
-
-def _describe(value) -> str:
-    return f"shape {value.shape} dtype {value.dtype}" if isinstance(value, np.ndarray) else repr(value)
-
-
-def _integer(value, name) -> int:
-    """A Python or NumPy integer (not a bool, float or string), as an int."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InputTypeError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
-def _flag(value, name) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise InputTypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+        return self._batches.batches(batch_size, steps, shuffle)
 
 
 def _check_arguments(validation_size, seed, data_dir=None, mirrors=None, **flags):
-    if data_dir is not None and (isinstance(data_dir, bytes) or not isinstance(data_dir, (str, os.PathLike))
-                                 or not os.fspath(data_dir) or "\0" in os.fspath(data_dir)):
-        raise InputTypeError(f"data_dir must be None or a directory name (str or os.PathLike), got {data_dir!r}")
+    validation.directory_name(data_dir)
     for name, value in flags.items():
-        _flag(value, name)
-    if mirrors is not None and (isinstance(mirrors, (str, bytes)) or not isinstance(mirrors, (list, tuple))
-                                or not mirrors or not all(isinstance(m, str) and m for m in mirrors)):
-        raise InputTypeError(f"mirrors must be None or a non-empty list of base URLs (str), got {mirrors!r}")
-    if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
-        raise InputError(f"validation_size must be an integer number of rows, got {validation_size!r}")
-    if validation_size < 0:
-        raise InputError(f"validation_size must be >= 0, got {validation_size}")
-    _check_seed(seed)
-
-
-def _check_seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise InputError(f"seed must be None or a non-negative integer, got {seed!r}")
+        validation.flag(value, name)
+    validation.urls(mirrors)
+    validation.count(validation_size, "validation_size", minimum=0)
+    validation.seed(seed)
 
 
 def to_float_images(pixels: np.ndarray, dtype=np.float32) -> np.ndarray:
     """uint8 pixels to floats in [0, 1], multiplied by ``PIXEL_SCALE`` as the kernels do."""
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        raise InputTypeError(f"pixels must be a uint8 array, got {_describe(pixels)}")
-    if not isinstance(dtype, (type, np.dtype, str)) or _float_dtype(dtype) is None:
-        raise InputTypeError(f"dtype must be float32 or float64, got {dtype!r}")
-    dtype = _float_dtype(dtype)
-    return pixels.astype(dtype) * dtype(PIXEL_SCALE)
-
-
-def _float_dtype(dtype):
-    try:
-        kind = np.dtype(dtype)
-    except TypeError:
-        return None
-    return kind.type if kind in (np.float32, np.float64) else None
+        raise InputTypeError(f"pixels must be a uint8 array, got {validation.describe(pixels)}")
+    return to_float(pixels, validation.float_dtype(dtype))
 
 
 @dataclass

@@ -9,8 +9,10 @@ cuda      :mod:`fastsoftmax.kernels.cuda`             numba-cuda and a GPU,
                                                       or NUMBA_ENABLE_CUDASIM=1
 ========  ==========================================  =====================
 
-:data:`OPERATIONS` lists the functions every backend provides; the parity tests
-and the benchmarks both iterate over it, so nothing is benchmarked untested.
+:data:`OPERATIONS` lists the functions every backend provides, from the operation
+registry (:mod:`fastsoftmax.kernels.operations`) that both the parity tests and the
+benchmarks read. Importing this package needs only NumPy: Numba and numba-cuda load
+with the backend that uses them, and nothing of the data layer's download stack loads.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from __future__ import annotations
 import importlib
 
 from ..errors import BackendUnavailableError, InputError
+from .operations import OPERATIONS, operation
+from .pixels import PIXEL_SCALE
 
-#: Every backend module defines each of these, with the reference's signature.
-OPERATIONS = ("forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step", "train_steps")
+__all__ = ["BACKENDS", "OPERATIONS", "PIXEL_SCALE", "backend_problem", "get_backend", "operation", "usable_backends"]
 
 #: Backend name -> module path. Modules are imported on first use, so importing
 #: fastsoftmax never compiles or loads Numba kernels or CUDA.

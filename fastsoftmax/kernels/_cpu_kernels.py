@@ -27,7 +27,6 @@ Why the kernels are shaped as they are:
 from __future__ import annotations
 
 import math
-import os
 from typing import NamedTuple
 
 import numba
@@ -37,9 +36,11 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-#: Off with FASTSOFTMAX_NO_CACHE=1. Numba falls back to a user cache directory by
-#: itself when the package directory is read-only.
-CACHE = os.environ.get("FASTSOFTMAX_NO_CACHE", "").strip().lower() in ("", "0", "false", "no")
+from . import _compile_cache
+
+#: Kernels kept in Numba's on-disk cache: off with FASTSOFTMAX_NO_CACHE=1, or where Numba
+#: can write no cache directory (see _compile_cache).
+CACHE = _compile_cache.enabled()
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _OPTIONS = dict(fastmath=_FASTMATH, cache=CACHE, nogil=True, error_model="numpy")
 _kernel = numba.njit(**_OPTIONS)
@@ -113,8 +114,8 @@ def _prefetch(typingctx, arr, row, col):
 
 
 @_kernel
-def _dot_4x4(a0, a1, a2, a3, B, j, scale, out, r):
-    """``out[j:j+4, r:r+4] += scale * (B[j:j+4, :n] @ [a0, a1, a2, a3].T)``, n = ``a0.size``.
+def _logits_r4c4(x0, x1, x2, x3, Wt, j, scale, out, r):
+    """``out[j:j+4, r:r+4] += scale * (Wt[j:j+4, :n] @ [x0, x1, x2, x3].T)``, n = ``x0.size``: 4 rows x 4 classes.
 
     Sixteen dot products along features, read straight from four rows of the
     input (uint8 pixels are converted in registers and scaled once, at the end).
@@ -122,28 +123,28 @@ def _dot_4x4(a0, a1, a2, a3, B, j, scale, out, r):
     row feeds four FMAs; this runs near the core's FMA peak where a single dot
     product per pass runs at a third of it.
     """
-    b0, b1, b2, b3 = B[j], B[j + 1], B[j + 2], B[j + 3]
+    w0, w1, w2, w3 = Wt[j], Wt[j + 1], Wt[j + 2], Wt[j + 3]
     s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = scale - scale  # zero, of W's dtype
     s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = scale - scale
-    for f in range(a0.size):
-        x0, x1, x2, x3 = a0[f], a1[f], a2[f], a3[f]  # uint8 times W's float is W's float
-        y0, y1, y2, y3 = b0[f], b1[f], b2[f], b3[f]
-        s00 += x0 * y0
-        s01 += x0 * y1
-        s02 += x0 * y2
-        s03 += x0 * y3
-        s10 += x1 * y0
-        s11 += x1 * y1
-        s12 += x1 * y2
-        s13 += x1 * y3
-        s20 += x2 * y0
-        s21 += x2 * y1
-        s22 += x2 * y2
-        s23 += x2 * y3
-        s30 += x3 * y0
-        s31 += x3 * y1
-        s32 += x3 * y2
-        s33 += x3 * y3
+    for f in range(x0.size):
+        p0, p1, p2, p3 = x0[f], x1[f], x2[f], x3[f]  # uint8 times W's float is W's float
+        v0, v1, v2, v3 = w0[f], w1[f], w2[f], w3[f]
+        s00 += p0 * v0
+        s01 += p0 * v1
+        s02 += p0 * v2
+        s03 += p0 * v3
+        s10 += p1 * v0
+        s11 += p1 * v1
+        s12 += p1 * v2
+        s13 += p1 * v3
+        s20 += p2 * v0
+        s21 += p2 * v1
+        s22 += p2 * v2
+        s23 += p2 * v3
+        s30 += p3 * v0
+        s31 += p3 * v1
+        s32 += p3 * v2
+        s33 += p3 * v3
     out[j, r] += scale * s00
     out[j + 1, r] += scale * s01
     out[j + 2, r] += scale * s02
@@ -163,8 +164,8 @@ def _dot_4x4(a0, a1, a2, a3, B, j, scale, out, r):
 
 
 @_kernel
-def _dot_2x5(a0, a1, B, j, scale, out, r):
-    """``out[j:j+5, r:r+2] += scale * (B[j:j+5, :n] @ [a0, a1].T)``: :func:`_dot_4x4` for classes in fives.
+def _logits_r2c5(x0, x1, Wt, j, scale, out, r):
+    """``out[j:j+5, r:r+2] += scale * (Wt[j:j+5, :n] @ [x0, x1].T)``: 2 rows x 5 classes (:func:`_logits_r4c4`).
 
     Ten classes (MNIST's) are two blocks of five; in blocks of four they would be
     padded to twelve and a sixth of the arithmetic wasted. Two rows, not four:
@@ -174,21 +175,21 @@ def _dot_2x5(a0, a1, B, j, scale, out, r):
     (4K aliasing of the stack against the rows). Ten accumulators and seven
     operands stay in registers.
     """
-    b0, b1, b2, b3, b4 = B[j], B[j + 1], B[j + 2], B[j + 3], B[j + 4]
+    w0, w1, w2, w3, w4 = Wt[j], Wt[j + 1], Wt[j + 2], Wt[j + 3], Wt[j + 4]
     s00 = s01 = s02 = s03 = s04 = s10 = s11 = s12 = s13 = s14 = scale - scale
-    for f in range(a0.size):
-        x0, x1 = a0[f], a1[f]
-        y0, y1, y2, y3, y4 = b0[f], b1[f], b2[f], b3[f], b4[f]
-        s00 += x0 * y0
-        s01 += x0 * y1
-        s02 += x0 * y2
-        s03 += x0 * y3
-        s04 += x0 * y4
-        s10 += x1 * y0
-        s11 += x1 * y1
-        s12 += x1 * y2
-        s13 += x1 * y3
-        s14 += x1 * y4
+    for f in range(x0.size):
+        p0, p1 = x0[f], x1[f]
+        v0, v1, v2, v3, v4 = w0[f], w1[f], w2[f], w3[f], w4[f]
+        s00 += p0 * v0
+        s01 += p0 * v1
+        s02 += p0 * v2
+        s03 += p0 * v3
+        s04 += p0 * v4
+        s10 += p1 * v0
+        s11 += p1 * v1
+        s12 += p1 * v2
+        s13 += p1 * v3
+        s14 += p1 * v4
     out[j, r] += scale * s00
     out[j + 1, r] += scale * s01
     out[j + 2, r] += scale * s02
@@ -227,7 +228,7 @@ def _block_logits_by4(X, rows, nrows, f0, Wt, b, scale, Z, fives):
         x0, x1, x2, x3 = X[rows[i], f0:f0 + n], X[rows[i + 1], f0:f0 + n], \
             X[rows[i + 2], f0:f0 + n], X[rows[i + 3], f0:f0 + n]
         for j in range(0, Wt.shape[0], 4):
-            _dot_4x4(x0, x1, x2, x3, Wt, j, scale, Z, i)
+            _logits_r4c4(x0, x1, x2, x3, Wt, j, scale, Z, i)
 
 
 def _block_logits_by5(X, rows, nrows, f0, Wt, b, scale, Z, fives):
@@ -238,8 +239,8 @@ def _block_logits_by5(X, rows, nrows, f0, Wt, b, scale, Z, fives):
         x0, x1, x2, x3 = X[rows[i], f0:f0 + n], X[rows[i + 1], f0:f0 + n], \
             X[rows[i + 2], f0:f0 + n], X[rows[i + 3], f0:f0 + n]
         for j in range(0, Wt.shape[0], 5):
-            _dot_2x5(x0, x1, Wt, j, scale, Z, i)
-            _dot_2x5(x2, x3, Wt, j, scale, Z, i + 2)
+            _logits_r2c5(x0, x1, Wt, j, scale, Z, i)
+            _logits_r2c5(x2, x3, Wt, j, scale, Z, i + 2)
 
 
 @overload(_block_logits)
@@ -411,8 +412,8 @@ def _rows_argmax(Z, nrows, C, out):
 
 
 @_chain_kernel
-def _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt):
-    """``Wt[c:c+4, :n] -= scale * G[c:c+4, r:r+4] @ [x0, x1, x2, x3]``: a rank-4 update of four class rows.
+def _update_r4c4(x0, x1, x2, x3, G, r, c, scale, Wt):
+    """``Wt[c:c+4, :n] -= scale * G[c:c+4, r:r+4] @ [x0, x1, x2, x3]``: 4 rows x 4 classes, a rank-4 update.
 
     The sixteen coefficients stay in registers and each load of a batch row feeds
     four FMAs, so this runs near the core's FMA peak; one class row per pass is
@@ -425,16 +426,16 @@ def _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt):
     g20, g21, g22, g23 = G[c, r + 2] * scale, G[c + 1, r + 2] * scale, G[c + 2, r + 2] * scale, G[c + 3, r + 2] * scale
     g30, g31, g32, g33 = G[c, r + 3] * scale, G[c + 1, r + 3] * scale, G[c + 2, r + 3] * scale, G[c + 3, r + 3] * scale
     for f in range(x0.size):
-        a0, a1, a2, a3 = x0[f], x1[f], x2[f], x3[f]
-        w0[f] = w0[f] - g00 * a0 - g10 * a1 - g20 * a2 - g30 * a3
-        w1[f] = w1[f] - g01 * a0 - g11 * a1 - g21 * a2 - g31 * a3
-        w2[f] = w2[f] - g02 * a0 - g12 * a1 - g22 * a2 - g32 * a3
-        w3[f] = w3[f] - g03 * a0 - g13 * a1 - g23 * a2 - g33 * a3
+        p0, p1, p2, p3 = x0[f], x1[f], x2[f], x3[f]
+        w0[f] = w0[f] - g00 * p0 - g10 * p1 - g20 * p2 - g30 * p3
+        w1[f] = w1[f] - g01 * p0 - g11 * p1 - g21 * p2 - g31 * p3
+        w2[f] = w2[f] - g02 * p0 - g12 * p1 - g22 * p2 - g32 * p3
+        w3[f] = w3[f] - g03 * p0 - g13 * p1 - g23 * p2 - g33 * p3
 
 
 @_chain_kernel
-def _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt):
-    """:func:`_subtract_4x4` for five class rows (see :func:`_dot_2x5` for why fives)."""
+def _update_r4c5(x0, x1, x2, x3, G, r, c, scale, Wt):
+    """:func:`_update_r4c4` for five class rows, 4 rows x 5 classes (see :func:`_logits_r2c5` for why fives)."""
     w0, w1, w2, w3, w4 = Wt[c], Wt[c + 1], Wt[c + 2], Wt[c + 3], Wt[c + 4]
     g00, g01, g02 = G[c, r] * scale, G[c + 1, r] * scale, G[c + 2, r] * scale
     g03, g04 = G[c + 3, r] * scale, G[c + 4, r] * scale
@@ -445,12 +446,12 @@ def _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt):
     g30, g31, g32 = G[c, r + 3] * scale, G[c + 1, r + 3] * scale, G[c + 2, r + 3] * scale
     g33, g34 = G[c + 3, r + 3] * scale, G[c + 4, r + 3] * scale
     for f in range(x0.size):
-        a0, a1, a2, a3 = x0[f], x1[f], x2[f], x3[f]
-        w0[f] = w0[f] - g00 * a0 - g10 * a1 - g20 * a2 - g30 * a3
-        w1[f] = w1[f] - g01 * a0 - g11 * a1 - g21 * a2 - g31 * a3
-        w2[f] = w2[f] - g02 * a0 - g12 * a1 - g22 * a2 - g32 * a3
-        w3[f] = w3[f] - g03 * a0 - g13 * a1 - g23 * a2 - g33 * a3
-        w4[f] = w4[f] - g04 * a0 - g14 * a1 - g24 * a2 - g34 * a3
+        p0, p1, p2, p3 = x0[f], x1[f], x2[f], x3[f]
+        w0[f] = w0[f] - g00 * p0 - g10 * p1 - g20 * p2 - g30 * p3
+        w1[f] = w1[f] - g01 * p0 - g11 * p1 - g21 * p2 - g31 * p3
+        w2[f] = w2[f] - g02 * p0 - g12 * p1 - g22 * p2 - g32 * p3
+        w3[f] = w3[f] - g03 * p0 - g13 * p1 - g23 * p2 - g33 * p3
+        w4[f] = w4[f] - g04 * p0 - g14 * p1 - g24 * p2 - g34 * p3
 
 
 def _subtract_weights(X, rows, nrows, f0, G, scale, Wt, fives):
@@ -470,7 +471,7 @@ def _subtract_weights_by4(X, rows, nrows, f0, G, scale, Wt, fives):
         x0, x1, x2, x3 = X[rows[r], f0:f0 + n], X[rows[r + 1], f0:f0 + n], \
             X[rows[r + 2], f0:f0 + n], X[rows[r + 3], f0:f0 + n]
         for c in range(0, Wt.shape[0], 4):
-            _subtract_4x4(x0, x1, x2, x3, G, r, c, scale, Wt)
+            _update_r4c4(x0, x1, x2, x3, G, r, c, scale, Wt)
 
 
 def _subtract_weights_by5(X, rows, nrows, f0, G, scale, Wt, fives):
@@ -479,7 +480,7 @@ def _subtract_weights_by5(X, rows, nrows, f0, G, scale, Wt, fives):
         x0, x1, x2, x3 = X[rows[r], f0:f0 + n], X[rows[r + 1], f0:f0 + n], \
             X[rows[r + 2], f0:f0 + n], X[rows[r + 3], f0:f0 + n]
         for c in range(0, Wt.shape[0], 5):
-            _subtract_5x4(x0, x1, x2, x3, G, r, c, scale, Wt)
+            _update_r4c5(x0, x1, x2, x3, G, r, c, scale, Wt)
 
 
 @overload(_subtract_weights)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.dataset import PIXEL_SCALE
-from . import _checks, _cpu_threads, _cpu_training
+from .. import validation
+from . import _common, _cpu_threads, _cpu_training
+from .pixels import PIXEL_SCALE
 from ._cpu_kernels import (
     CACHE,
     _axpy,
@@ -26,7 +27,12 @@ from ._cpu_kernels import (
 )
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
-           "train_steps"]
+           "train_steps", "train_many", "stage"]
+
+
+def stage(X, y=None):
+    """The inputs as they are: the CPU kernels read X and y where they lie (see the CUDA backend's ``stage``)."""
+    return X if y is None else (X, y)
 
 
 def _prepare(X, W, b):
@@ -34,8 +40,8 @@ def _prepare(X, W, b):
 
     Cp is :func:`padded_classes`: the kernels work on blocks of four or five classes.
     """
-    F, C, dtype = _checks.weights(W, b)
-    X = _checks.inputs(X, F, dtype)
+    F, C, dtype = validation.weights(W, b)
+    X = validation.inputs(X, F, dtype)
     scale = dtype.type(PIXEL_SCALE if X.dtype == np.uint8 else 1.0)
     return (X, scale, *_padded(W, b, padded_classes(C)), C)
 
@@ -58,26 +64,26 @@ def _on_chunks(kernel, X, Wt, *args):
 def forward(X, W, b, out=None):
     """Class probabilities ``softmax(X W + b)``; see :func:`fastsoftmax.kernels.reference.forward`."""
     X, scale, Wt, b, C = _prepare(X, W, b)
-    out = _checks.output(out, (X.shape[0], C), Wt.dtype)
+    out = validation.output(out, (X.shape[0], C), Wt.dtype)
     _on_chunks(_forward, X, Wt, X, scale, Wt, b, C, out)
-    return _checks.finite_probabilities(out, Wt.dtype)
+    return _common.finite_probabilities(out, Wt.dtype)
 
 
 def predict(X, W, b, out=None):
     """Most probable class of each row (int64 ``[N]``); see the reference."""
     X, scale, Wt, b, C = _prepare(X, W, b)
-    out = _checks.output(out, (X.shape[0],), np.int64)
+    out = validation.output(out, (X.shape[0],), np.int64)
     _on_chunks(_predict, X, Wt, X, scale, Wt, b, C, out)
-    return _checks.finite_labels(out, Wt.dtype)
+    return _common.finite_labels(out, Wt.dtype)
 
 
 def xent_loss(X, y, W, b):
     """Mean cross-entropy from logits; see the reference."""
     X, scale, Wt, b, C = _prepare(X, W, b)
-    y = _checks.labels(y, X.shape[0], C)
+    y = validation.labels(y, X.shape[0], C)
     partial = np.zeros(chunk_count(X.shape[0]))
     _on_chunks(_xent_loss, X, Wt, X, scale, y, Wt, b, C, partial)
-    return _checks.finite_loss(_sum_in_order(partial) / X.shape[0], Wt.dtype)
+    return _common.finite_loss(_sum_in_order(partial) / X.shape[0], Wt.dtype)
 
 
 def _sum_in_order(values):
@@ -92,13 +98,13 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     """Mean cross-entropy and its gradient ``(dW [F, C], db [C])``; see the reference."""
     X, scale, Wt, b, C = _prepare(X, W, b)
     F = Wt.shape[1]
-    y = _checks.labels(y, X.shape[0], C)
-    dW = _checks.output(dW, (F, C), Wt.dtype, "dW")
-    db = _checks.output(db, (C,), Wt.dtype, "db")
+    y = validation.labels(y, X.shape[0], C)
+    dW = validation.output(dW, (F, C), Wt.dtype, "dW")
+    db = validation.output(db, (C,), Wt.dtype, "db")
     dWt, db_pad = np.zeros_like(Wt), np.zeros_like(b)
     loss = _xent_grad(X, scale, y, Wt, b, C, dWt, db_pad, class_blocks(Wt.shape[0]),
                       chunk_buffers(Wt.shape[0], Wt.dtype), chunk_count(X.shape[0]))
-    _checks.finite_loss(loss, Wt.dtype)
+    _common.finite_loss(loss, Wt.dtype)
     dW[...] = dWt[:C].T
     db[...] = db_pad[:C]
     return float(loss), dW, db
@@ -106,22 +112,22 @@ def xent_grad(X, y, W, b, dW=None, db=None):
 
 def sgd_step(W, b, dW, db, learning_rate):
     """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
-    learning_rate = _checks.sgd_arguments(W, b, dW, db, learning_rate)
+    learning_rate = validation.sgd_arguments(W, b, dW, db, learning_rate)
     _axpy(W.reshape(-1), dW.reshape(-1), -learning_rate)
     _axpy(b, db, -learning_rate)
 
 
 def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
     """One fused gradient-and-update step on batch ``(X, y)``; dW is never materialised."""
-    return _checks.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
+    return _common.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
 
 
 def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None):
     """All SGD steps of a run in one compiled call; see :func:`fastsoftmax.kernels.reference.train_steps`."""
     X, scale, Wt, b_work, C = _prepare(X, W, b)
-    y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
+    y, order, steps, rates, losses = validation.run_arguments(X, y, W, b, C, order, batch_size,
                                                            learning_rate, losses, weight_decay)
-    average = _checks.averaging(average, W, b)
+    average = validation.averaging(average, W, b)
     padded_average = None if average is None else _padded_average(average, Wt, steps)
     done = _cpu_training.run(X, scale, y, Wt, b_work, C, order, int(batch_size), rates,
                              float(weight_decay), losses, padded_average)
@@ -130,9 +136,35 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     if average is not None:
         average.W[...] = padded_average[0][:C].T
         average.b[...] = padded_average[1][:C]
-    return _checks.finished(done, losses, W, b)
+    return _common.finished(done, losses, W, b)
 
 
 def _padded_average(average, Wt, steps):
     """(Wt_avg [Cp, F], b_avg [Cp], each step's weight in the running mean, 0 before ``average.start``)."""
-    return (*_padded(average.W, average.b, Wt.shape[0]), _checks.average_weights(average, steps, Wt.dtype))
+    return (*_padded(average.W, average.b, Wt.shape[0]), _common.average_weights(average, steps, Wt.dtype))
+
+
+def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None,
+               group=None):
+    """M models in one call, each as :func:`train_steps` trains it; see :func:`fastsoftmax.kernels.reference.train_many`."""
+    M, F, C, dtype = validation.stacked_weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    run = validation.many_arguments(X, y, W, b, C, orders, group, batch_size, learning_rate, weight_decay, losses,
+                                    average)
+    X, scale, _, _, _ = _prepare(X, W[0], b[0])
+    done = np.empty(M, np.int64)
+    for m in range(M):
+        Wt, b_work = _padded(W[m], b[m], padded_classes(C))
+        average = None
+        if run.average is not None:
+            one = validation.Average(run.average.W[m], run.average.b[m], int(run.average.start[m]),
+                                     int(run.average.count[m]))
+            average = _padded_average(one, Wt, run.steps)
+        done[m] = _cpu_training.run(X, scale, run.y, Wt, b_work, C, run.orders[run.group[m]], int(batch_size),
+                                    run.rates[m], float(run.decays[m]), run.losses[m], average)
+        W[m] = Wt[:C].T
+        b[m] = b_work[:C]
+        if average is not None:
+            run.average.W[m] = average[0][:C].T
+            run.average.b[m] = average[1][:C]
+    return _common.finished_many(done, run.losses, W, b)

@@ -36,9 +36,10 @@ import warnings
 
 import numpy as np
 
-from ..data.dataset import PIXEL_SCALE
 from ..errors import InputError
-from . import _checks
+from .. import validation
+from . import _common
+from .pixels import PIXEL_SCALE
 
 try:
     from numba import cuda
@@ -146,13 +147,13 @@ def stage(X, y=None):
     any step whose loss is not.
     """
     if not isinstance(X, np.ndarray):
-        raise InputError(f"X must be a numpy array to stage, got {_checks.describe(X)}")
+        raise InputError(f"X must be a numpy array to stage, got {validation.describe(X)}")
     X = np.ascontiguousarray(X)
     staged_X = OnDevice(X)
     if y is None:
         return staged_X
     if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu":
-        raise InputError(f"y must be an integer array of class indices, got {_checks.describe(y)}")
+        raise InputError(f"y must be an integer array of class indices, got {validation.describe(y)}")
     y = np.ascontiguousarray(y, dtype=np.int64)
     return staged_X, OnDevice(y, (int(y.min()), int(y.max())) if y.size else (0, 0))
 
@@ -163,7 +164,7 @@ def _inputs(X, F, dtype):
         if len(X.shape) != 2 or X.shape[1] != F or X.shape[0] == 0 or X.dtype not in (np.uint8, dtype):
             raise InputError(f"staged X has shape {X.shape} dtype {X.dtype}; expected (N, {F}), uint8 or {dtype}")
         return X.array, X.shape[0], X.dtype
-    X = _checks.inputs(X, F, dtype)
+    X = validation.inputs(X, F, dtype)
     return cuda.to_device(X), X.shape[0], X.dtype
 
 
@@ -173,14 +174,14 @@ def _labels(y, n_rows, n_classes):
             raise InputError(f"staged y has shape {y.shape} and labels in [{y.low}, {y.high}]; "
                              f"expected ({n_rows},) in [0, {n_classes})")
         return y.array
-    return cuda.to_device(_checks.labels(y, n_rows, n_classes))
+    return cuda.to_device(validation.labels(y, n_rows, n_classes))
 
 
 class _Rows:
     """A validated inference call: device X and W, and how the row kernels read them."""
 
     def __init__(self, X, W, b):
-        F, C, dtype = _checks.weights(W, b)
+        F, C, dtype = validation.weights(W, b)
         if C > THREADS:
             raise InputError(f"the CUDA backend supports at most {THREADS} classes, W has {C}")
         self.X, self.n, xdtype = _inputs(X, F, dtype)
@@ -220,7 +221,7 @@ class _Rows:
         """Raise, naming the first row, if a kernel flagged non-finite logits."""
         row = int(self.bad.copy_to_host()[0])
         if row < self.n:
-            raise InputError(_checks._nonfinite_message(row, self.dtype))
+            raise InputError(_common._nonfinite_message(row, self.dtype))
 
 
 def _blocks(n, threads=THREADS):
@@ -243,7 +244,7 @@ def _device_sum(values) -> float:
 def forward(X, W, b, out=None):
     """Class probabilities ``softmax(X W + b)``; see :func:`fastsoftmax.kernels.reference.forward`."""
     rows = _Rows(X, W, b)
-    out = _checks.output(out, (rows.n, rows.C), W.dtype)
+    out = validation.output(out, (rows.n, rows.C), W.dtype)
     d_out = cuda.device_array((rows.n, rows.C), W.dtype)
     rows.launch("forward", d_out)
     rows.check()
@@ -254,7 +255,7 @@ def forward(X, W, b, out=None):
 def predict(X, W, b, out=None):
     """Most probable class of each row (int64 ``[N]``); see the reference."""
     rows = _Rows(X, W, b)
-    out = _checks.output(out, (rows.n,), np.int64)
+    out = validation.output(out, (rows.n,), np.int64)
     d_out = cuda.device_array(rows.n, np.int64)
     rows.launch("predict", d_out)
     rows.check()
@@ -269,7 +270,7 @@ def xent_loss(X, y, W, b):
     row_loss = cuda.device_array(rows.n, np.float64)
     rows.launch("loss", dy, row_loss)
     rows.check()
-    return _checks.finite_loss(_device_sum(row_loss) / rows.n, W.dtype)
+    return _common.finite_loss(_device_sum(row_loss) / rows.n, W.dtype)
 
 
 def xent_grad(X, y, W, b, dW=None, db=None):
@@ -277,8 +278,8 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     rows = _Rows(X, W, b)
     F, C, N = rows.F, rows.C, rows.n
     dy = _labels(y, N, C)
-    dW = _checks.output(dW, (F, C), W.dtype, "dW")
-    db = _checks.output(db, (C,), W.dtype, "db")
+    dW = validation.output(dW, (F, C), W.dtype, "dW")
+    db = validation.output(db, (C,), W.dtype, "db")
     G = cuda.device_array((N, C), W.dtype)
     row_loss = cuda.device_array(N, np.float64)
     rows.launch("grad", dy, W.dtype.type(1.0 / N), G, row_loss)
@@ -293,12 +294,12 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     _launch(_sum_chunks_kernel, _blocks(C), THREADS, partial_b, d_db)
     d_dW.copy_to_host(dW.reshape(-1))
     d_db.copy_to_host(db)
-    return _checks.finite_loss(_device_sum(row_loss) / N, W.dtype), dW, db
+    return _common.finite_loss(_device_sum(row_loss) / N, W.dtype), dW, db
 
 
 def sgd_step(W, b, dW, db, learning_rate):
     """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
-    learning_rate = _checks.sgd_arguments(W, b, dW, db, learning_rate)
+    learning_rate = validation.sgd_arguments(W, b, dW, db, learning_rate)
     for target, grad in ((W.reshape(-1), dW.reshape(-1)), (b, db)):
         d_target = cuda.to_device(target)
         _launch(_axpy_kernel, _blocks(target.size), THREADS, d_target,
@@ -308,7 +309,7 @@ def sgd_step(W, b, dW, db, learning_rate):
 
 def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
     """One gradient-and-update step on batch ``(X, y)``; dW is never materialised."""
-    return _checks.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
+    return _common.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
 
 
 def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None):
@@ -338,22 +339,22 @@ def _cooperative_limit(x_dtype, w_dtype) -> int:
 def _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, average, path=None, blocks=None):
     """``train_steps`` on the cooperative path (``path=None`` or "cooperative") or the per-step
     one ("steps"), with at most ``blocks`` blocks (default :data:`TRAIN_BLOCKS`)."""
-    F, C, dtype = _checks.weights(W, b)
+    F, C, dtype = validation.weights(W, b)
     if C > THREADS:
         raise InputError(f"the CUDA backend supports at most {THREADS} classes, W has {C}")
     dX, N, xdtype = _inputs(X, F, dtype)
     scale = dtype.type(PIXEL_SCALE if xdtype == np.uint8 else 1.0)
     dy = _labels(y, N, C)
-    order, steps, rates = _checks.schedule(order, batch_size, N, learning_rate, weight_decay, W.dtype)
-    _checks.writable(W, "W")
-    _checks.writable(b, "b")
-    losses = _checks.output(losses, (steps,), np.float64, "losses")
-    average = _checks.averaging(average, W, b)
+    order, steps, rates = validation.schedule(order, batch_size, N, learning_rate, weight_decay, W.dtype)
+    validation.writable(W, "W")
+    validation.writable(b, "b")
+    losses = validation.output(losses, (steps,), np.float64, "losses")
+    average = validation.averaging(average, W, b)
     losses[:] = np.nan
     if steps == 0:
         return 0, losses
     batch = int(batch_size)
-    inverses = _checks.average_weights(average, steps, dtype)
+    inverses = _common.average_weights(average, steps, dtype)
     cooperative = path in (None, "cooperative")
     B = min(blocks or TRAIN_BLOCKS, F)
     if cooperative:
@@ -393,4 +394,4 @@ def _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, a
         avg_b.copy_to_host(average.b)
     done = int(done.copy_to_host()[0])
     # as the reference: a last update that overflowed W is refused, though its loss was finite
-    return _checks.finished(done, losses, W, b)
+    return _common.finished(done, losses, W, b)

@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.dataset import PIXEL_SCALE
-from . import _checks
+from .. import validation
+from . import _common
+from .pixels import to_float
 
 
 def as_float(X, dtype):
     """X in ``dtype``: uint8 pixels times ``PIXEL_SCALE``, floats unchanged."""
-    if X.dtype == np.uint8:
-        return X.astype(dtype) * dtype.type(PIXEL_SCALE)
-    return X
+    return to_float(X, dtype) if X.dtype == np.uint8 else X
+
+
+def stage(X, y=None):
+    """The inputs as they are: backends that compute on the host need no copy (see the CUDA backend's ``stage``)."""
+    return X if y is None else (X, y)
 
 
 def logits(X, W, b):
@@ -59,11 +63,11 @@ def forward(X, W, b, out=None):
     ndarray, W's dtype, ``[N, C]``
         Rows sum to 1.
     """
-    F, C, dtype = _checks.weights(W, b)
-    X = _checks.inputs(X, F, dtype)
-    out = _checks.output(out, (X.shape[0], C), dtype)
+    F, C, dtype = validation.weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    out = validation.output(out, (X.shape[0], C), dtype)
     out[...] = np.exp(_log_softmax(logits(X, W, b)))
-    return _checks.finite_probabilities(out, dtype)
+    return _common.finite_probabilities(out, dtype)
 
 
 def predict(X, W, b, out=None):
@@ -74,20 +78,20 @@ def predict(X, W, b, out=None):
     not finite (NaN or infinity in X, or values that overflow), rather than
     returning a meaningless result.
     """
-    F, C, dtype = _checks.weights(W, b)
-    X = _checks.inputs(X, F, dtype)
-    out = _checks.output(out, (X.shape[0],), np.int64)
+    F, C, dtype = validation.weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    out = validation.output(out, (X.shape[0],), np.int64)
     z = logits(X, W, b)
     out[...] = np.where(np.isfinite(z).all(axis=1), z.argmax(axis=1), -1)
-    return _checks.finite_labels(out, dtype)
+    return _common.finite_labels(out, dtype)
 
 
 def xent_loss(X, y, W, b):
     """Mean cross-entropy ``mean_i(lse_i - z_{i,y_i})`` as a Python float."""
-    F, C, dtype = _checks.weights(W, b)
-    X = _checks.inputs(X, F, dtype)
-    y = _checks.labels(y, X.shape[0], C)
-    return _checks.finite_loss(float(_loss_from_logits(logits(X, W, b), y)), dtype)
+    F, C, dtype = validation.weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    y = validation.labels(y, X.shape[0], C)
+    return _common.finite_loss(float(_loss_from_logits(logits(X, W, b), y)), dtype)
 
 
 def _loss_from_logits(z, y):
@@ -108,12 +112,12 @@ def xent_grad(X, y, W, b, dW=None, db=None):
     db : ndarray, W's dtype, ``[C]``
         ``sum_i (P_i - onehot(y_i)) / N``.
     """
-    F, C, dtype = _checks.weights(W, b)
-    X = _checks.inputs(X, F, dtype)
-    y = _checks.labels(y, X.shape[0], C)
-    dW = _checks.output(dW, (F, C), dtype, "dW")
-    db = _checks.output(db, (C,), dtype, "db")
-    return _checks.finite_loss(_grad(as_float(X, dtype), y, W, b, dW, db), dtype), dW, db
+    F, C, dtype = validation.weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    y = validation.labels(y, X.shape[0], C)
+    dW = validation.output(dW, (F, C), dtype, "dW")
+    db = validation.output(db, (C,), dtype, "db")
+    return _common.finite_loss(_grad(as_float(X, dtype), y, W, b, dW, db), dtype), dW, db
 
 
 def _grad(Xf, y, W, b, dW, db):
@@ -129,7 +133,7 @@ def _grad(Xf, y, W, b, dW, db):
 
 def sgd_step(W, b, dW, db, learning_rate):
     """In place: ``W -= learning_rate * dW``, ``b -= learning_rate * db``."""
-    learning_rate = _checks.sgd_arguments(W, b, dW, db, learning_rate)
+    learning_rate = validation.sgd_arguments(W, b, dW, db, learning_rate)
     lr = W.dtype.type(learning_rate)
     W -= lr * dW
     b -= lr * db
@@ -140,7 +144,7 @@ def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
 
     ``W <- W - lr (dL/dW + weight_decay W)``, ``b <- b - lr dL/db``.
     """
-    return _checks.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
+    return _common.one_step(train_steps, X, y, W, b, learning_rate, weight_decay)
 
 
 def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None):
@@ -168,7 +172,7 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
         ``b_avg`` ``[C]`` (W's dtype, updated in place): after each applied step
         ``s >= start``, ``W_avg += (W - W_avg) / k`` with ``k = count + s - start + 1``,
         ``count`` being how many snapshots the mean already holds. See
-        :class:`fastsoftmax.kernels._checks.Average`.
+        :class:`fastsoftmax.kernels.validation.Average`.
 
     Returns
     -------
@@ -178,14 +182,14 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
         non-finite loss.
     losses : ndarray, float64, ``[steps]``
     """
-    F, C, dtype = _checks.weights(W, b)
-    X = _checks.inputs(X, F, dtype)
-    y, order, steps, rates, losses = _checks.run_arguments(X, y, W, b, C, order, batch_size,
+    F, C, dtype = validation.weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    y, order, steps, rates, losses = validation.run_arguments(X, y, W, b, C, order, batch_size,
                                                            learning_rate, losses, weight_decay)
-    average = _checks.averaging(average, W, b)
-    done = _train(X, *_checks.as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average),
+    average = validation.averaging(average, W, b)
+    done = _train(X, *_common.as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average),
                   int(batch_size))
-    return _checks.finished(done[0], losses, W, b)
+    return _common.finished(done[0], losses, W, b)
 
 
 def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None,
@@ -220,15 +224,20 @@ def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, 
         where that model stopped (the others go on).
     losses : ndarray, float64, ``[M, steps]``
 
+    Raises
+    ------
+    DivergenceError
+        Updates left some models' W or b non-finite (an overflow, with finite losses); its
+        ``models`` attribute names them, and ``done`` and ``losses`` are the call's result:
+        the other models are complete.
+
     Model ``m``'s results are those of ``train_steps`` on ``W[m]``, ``b[m]`` and ``orders[group[m]]``.
-    Unlike ``train_steps``, an update that overflows a model's weights is not raised here: each
-    model's ``W`` and ``b`` are left as its steps made them, for the caller to check.
     """
-    M, F, C, dtype = _checks.stacked_weights(W, b)
-    X = _checks.inputs(X, F, dtype)
-    run = _checks.many_arguments(X, y, W, b, C, orders, group, batch_size, learning_rate, weight_decay, losses,
+    M, F, C, dtype = validation.stacked_weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    run = validation.many_arguments(X, y, W, b, C, orders, group, batch_size, learning_rate, weight_decay, losses,
                                  average)
-    return _train(X, W, b, run, int(batch_size)), run.losses
+    return _common.finished_many(_train(X, W, b, run, int(batch_size)), run.losses, W, b)
 
 
 def _train(X, W, b, run, batch_size):
@@ -252,7 +261,7 @@ def _train(X, W, b, run, batch_size):
             W[m] -= lr * dW
             b[m] -= lr * db
             if average is not None and step >= average.start[m]:
-                inv = _checks.average_inverse(int(average.count[m]), int(average.start[m]), step, dtype)
+                inv = _common.average_inverse(int(average.count[m]), int(average.start[m]), step, dtype)
                 W_avg, b_avg = average.W[m], average.b[m]
                 W_avg += (W[m] - W_avg) * inv
                 b_avg += (b[m] - b_avg) * inv

@@ -1,25 +1,119 @@
-"""Argument checks shared by every backend's public wrappers.
+"""Argument checks: the one place where every layer (kernels of every backend, the model, the data
+loader, model files, the command line) checks what it is given.
 
-Wrappers validate once, before any work, so the compiled kernels can assume
-contiguous arrays of matching dtypes and in-range indices. Each error names the
-argument, what it was and what was expected.
+Each check takes the value and the name the caller knows it by, raises the library's
+:class:`~fastsoftmax.errors.InputTypeError` (wrong type or dtype) or
+:class:`~fastsoftmax.errors.InputError` (wrong value, shape or size) with a message naming
+the argument, what it was and what was expected, and returns the value in the form the
+caller works with. The same mistake gets the same message wherever it is made: a
+learning rate given as the string ``"0.5"`` is refused alike by a kernel, the estimator
+and the command line's parsers.
+
+Checks run once, before any work, so the compiled kernels can assume contiguous arrays
+of matching dtypes and in-range indices.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import DivergenceError, InputError, InputTypeError
+from .errors import InputError, InputTypeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+# ---------------------------------------------------------------------- descriptions
+
 def describe(a) -> str:
     return f"shape {tuple(a.shape)} dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
 
+
+def short(value) -> str:
+    """``repr(value)``, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------- numbers and settings
+
+def number(value, name, dtype=None, *, positive=False) -> float:
+    """Check a finite real number >= 0 (> 0 with ``positive``); return it as a float.
+
+    Python and NumPy numbers and 0-d numeric arrays are numbers; a bool, a string (even
+    ``"0.5"``), None or an array is not. With ``dtype``, the number must also be
+    representable in it: a rate cast to float32 as infinity would turn every zero
+    gradient into NaN.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputTypeError(f"{name} must be a real number, got {short(value)} ({describe(value)})")
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result) or result < 0:
+        raise InputError(f"{name} must be finite and {'> 0' if positive else '>= 0'}, got {short(value)}")
+    if positive and result == 0:
+        raise InputError(f"{name} must be > 0, got {short(value)}")
+    if dtype is not None and result > float(np.finfo(dtype).max):
+        raise InputError(f"{name} must be finite in {np.dtype(dtype)} (at most {np.finfo(dtype).max:g}), "
+                         f"got {value!r}")
+    return result
+
+
+def count(value, name, minimum=1) -> int:
+    """Check an integer (a Python or NumPy int, not a bool, a float or a string) >= ``minimum``; return it."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(f"{name} must be {what}, got {short(value)} ({describe(value)})")
+    if value < minimum:
+        raise InputError(f"{name} must be {what}, got {value}")
+    return int(value)
+
+
+def flag(value, name) -> bool:
+    """Check True or False (a Python or NumPy bool, not 0, 1 or a string); return it as a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputTypeError(f"{name} must be True or False, got {short(value)}")
+    return bool(value)
+
+
+def seed(value, name="seed") -> int | None:
+    """Check a random seed: None (fresh entropy) or an integer >= 0; return it as an int or None."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(f"{name} must be None or an integer >= 0, got {short(value)} ({describe(value)})")
+    if value < 0:
+        raise InputError(f"{name} must be None or an integer >= 0, got {value}")
+    return int(value)
+
+
+def float_dtype(value, name="dtype") -> np.dtype:
+    """Check ``"float32"``, ``np.float64``, ``np.dtype("float32")`` ...; return it as a NumPy dtype."""
+    try:
+        resolved = None if value is None or isinstance(value, bool) else np.dtype(value)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved not in FLOAT_DTYPES:
+        raise InputTypeError(f"{name} must be 'float32' or 'float64', got {short(value)}")
+    return resolved
+
+
+def choice(value, name, choices) -> str:
+    """Check that ``value`` is one of the strings ``choices``; return it."""
+    if not isinstance(value, str) or value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(map(repr, choices))}, got {short(value)}")
+    return value
+
+
+# ---------------------------------------------------------------------- arrays as the kernels take them
 
 def weights(W, b):
     """Check W ``[F, C]`` and b ``[C]``: same float dtype, C >= 1; return (F, C, dtype)."""
@@ -42,40 +136,32 @@ def weights(W, b):
     return W.shape[0], W.shape[1], W.dtype
 
 
+def stacked_weights(W, b):
+    """Check the weights of M models, W ``[M, F, C]`` and b ``[M, C]``: return (M, F, C, dtype)."""
+    for name, arr, ndim in (("W", W, 3), ("b", b, 2)):
+        if not isinstance(arr, np.ndarray):
+            raise InputTypeError(f"{name} must be a numpy array, got {describe(arr)}")
+        if arr.dtype not in FLOAT_DTYPES:
+            raise InputTypeError(f"{name} must be float32 or float64, got {describe(arr)}")
+        if arr.ndim != ndim:
+            raise InputError(f"{name} must be {ndim}-D (one {'[F, C]' if ndim == 3 else '[C]'} per model), "
+                             f"got {describe(arr)}")
+    if b.dtype != W.dtype:
+        raise InputTypeError(f"b must have W's dtype {W.dtype}, got {describe(b)}")
+    M, F, C = W.shape
+    if M < 1 or F < 1 or C < 1:
+        raise InputError(f"W must hold at least one model of at least one feature and class, got {describe(W)}")
+    if b.shape != (M, C):
+        raise InputError(f"b must have shape ({M}, {C}) to match W {describe(W)}, got {describe(b)}")
+    for name, arr in (("W", W), ("b", b)):
+        if not np.isfinite(magnitude(arr)):
+            raise InputError(f"{name} contains NaN or infinity")
+    return M, F, C, W.dtype
+
+
 def magnitude(arr) -> float:
     """``max |arr|`` of a non-empty float array, NaN if it holds a NaN (min and max, no temporary)."""
     return float(np.maximum(-arr.min(), arr.max()))
-
-
-def number(value, name, dtype=None) -> float:
-    """Check a finite real number >= 0 (not a bool, string, None or array); return it as a float.
-
-    With ``dtype``, the number must also be representable in it: a rate cast to
-    float32 as infinity would turn every zero gradient into NaN.
-    """
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
-        value = value[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InputTypeError(f"{name} must be a real number, got {value!r} ({describe(value)})")
-    try:
-        result = float(value)
-    except OverflowError:
-        result = math.inf
-    if not math.isfinite(result) or result < 0:
-        raise InputError(f"{name} must be finite and >= 0, got {value!r}")
-    if dtype is not None and result > float(np.finfo(dtype).max):
-        raise InputError(f"{name} must be finite in {np.dtype(dtype)} (at most {np.finfo(dtype).max:g}), "
-                         f"got {value!r}")
-    return result
-
-
-def count(value, name, minimum=1) -> int:
-    """Check an integer (a Python or NumPy int, not a bool or a float) >= ``minimum``; return it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InputTypeError(f"{name} must be an integer, got {value!r} ({describe(value)})")
-    if value < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def inputs(X, n_features, dtype, name="X"):
@@ -123,6 +209,8 @@ def writable(arr, name):
                          f"got {describe(arr)}")
 
 
+# ---------------------------------------------------------------------- training calls
+
 def schedule(order, batch_size, n_rows, learning_rate, weight_decay, dtype):
     """Check a batch order, learning rate(s) and weight decay before any work.
 
@@ -169,28 +257,6 @@ def step_rates(learning_rate, steps, dtype):
         bad = int(np.flatnonzero(~usable)[0])
         raise InputError(f"learning_rate must be finite and >= 0 at every step, got {rates[bad]!r} at step {bad}")
     return rates
-
-
-def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
-    """``xent_sgd_step`` for any backend: its ``train_steps`` over the whole of X as one batch.
-
-    X may also be a backend's staged stand-in (an object with a 2-D ``shape``, such as
-    the CUDA backend's ``OnDevice``), which that backend's ``train_steps`` checks.
-    A loss that is not finite raises :class:`InputError`, the weights untouched; an
-    update that overflows W's dtype raises :class:`DivergenceError`, the weights restored.
-    """
-    F, _, dtype = weights(W, b)
-    learning_rate = number(learning_rate, "learning_rate", dtype)
-    staged = not isinstance(X, np.ndarray) and len(getattr(X, "shape", ())) == 2
-    n = X.shape[0] if staged else inputs(X, F, dtype).shape[0]
-    before = W.copy(), b.copy()  # [F, C]: a copy is nothing beside the step itself
-    try:
-        _, losses = train_steps(X, y, W, b, np.arange(n), n, learning_rate, weight_decay)
-    except DivergenceError:  # train_steps' verdict on an update that overflowed (see finished)
-        W[...], b[...] = before
-        raise DivergenceError(f"the update with learning_rate {learning_rate!r} overflows {dtype}: "
-                              "W and b restored; use a smaller learning_rate") from None
-    return finite_loss(float(losses[0]), dtype)
 
 
 def sgd_arguments(W, b, dW, db, learning_rate) -> float:
@@ -250,20 +316,6 @@ class Average(NamedTuple):
     count: int
 
 
-def average_inverse(count, start, step, dtype):
-    """``dtype(1 / k)``, the weight of step ``step``'s snapshot in the running mean (``step`` may be an array)."""
-    return dtype.type(1.0 / (count + (step - start) + 1))
-
-
-def average_weights(average, steps, dtype):
-    """Each step's weight in the running mean (:func:`average_inverse`); 0 where a step is not averaged."""
-    weights = np.zeros(steps, dtype)
-    if average is not None:
-        averaged = np.arange(min(average.start, steps), steps)
-        weights[averaged] = average_inverse(average.count, average.start, averaged, dtype)
-    return weights
-
-
 def averaging(average, W, b):
     """Check ``train_steps``' ``average`` argument; return it as an :class:`Average` (or None)."""
     if average is None:
@@ -279,6 +331,26 @@ def averaging(average, W, b):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise InputError(f"{name} must be an integer >= 0, got {value!r}")
     return Average(W_avg, b_avg, int(start), int(count))
+
+
+def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losses, weight_decay):
+    """Check everything ``train_steps`` takes besides X (already checked by the caller).
+
+    Returns (y int64, order int64, steps, rates float64[steps], losses float64[steps] set to NaN).
+    """
+    y = labels(y, X.shape[0], n_classes)
+    order, steps, rates = schedule(order, batch_size, X.shape[0], learning_rate, weight_decay, W.dtype)
+    writable(W, "W")
+    writable(b, "b")
+    losses = output(losses, (steps,), np.float64, "losses")
+    losses[:] = np.nan
+    return y, order, steps, rates, losses
+
+
+# Float inputs are not scanned for NaN before the kernels run: that would read X a
+# second time (as long as the kernel itself, for inference). A non-finite value in
+# a row makes that row's logits non-finite, so the kernels flag such rows and the
+# wrappers raise one of these instead of returning a result.
 
 
 class Run(NamedTuple):
@@ -320,29 +392,6 @@ class Averages(NamedTuple):
     b: np.ndarray
     start: np.ndarray
     count: np.ndarray
-
-
-def stacked_weights(W, b):
-    """Check the weights of M models, W ``[M, F, C]`` and b ``[M, C]``: return (M, F, C, dtype)."""
-    for name, arr, ndim in (("W", W, 3), ("b", b, 2)):
-        if not isinstance(arr, np.ndarray):
-            raise InputTypeError(f"{name} must be a numpy array, got {describe(arr)}")
-        if arr.dtype not in FLOAT_DTYPES:
-            raise InputTypeError(f"{name} must be float32 or float64, got {describe(arr)}")
-        if arr.ndim != ndim:
-            raise InputError(f"{name} must be {ndim}-D (one {'[F, C]' if ndim == 3 else '[C]'} per model), "
-                             f"got {describe(arr)}")
-    if b.dtype != W.dtype:
-        raise InputTypeError(f"b must have W's dtype {W.dtype}, got {describe(b)}")
-    M, F, C = W.shape
-    if M < 1 or F < 1 or C < 1:
-        raise InputError(f"W must hold at least one model of at least one feature and class, got {describe(W)}")
-    if b.shape != (M, C):
-        raise InputError(f"b must have shape ({M}, {C}) to match W {describe(W)}, got {describe(b)}")
-    for name, arr in (("W", W), ("b", b)):
-        if not np.isfinite(magnitude(arr)):
-            raise InputError(f"{name} contains NaN or infinity")
-    return M, F, C, W.dtype
 
 
 def many_arguments(X, y, W, b, n_classes, orders, group, batch_size, learning_rate, weight_decay, losses,
@@ -454,78 +503,118 @@ def _many_averages(average, W, b):
     return Averages(W_avg, b_avg, *counts)
 
 
-def as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average) -> tuple:
-    """``train_steps``' checked arguments as ``train_many``'s for one model; returns ``(W [1, F, C], b [1, C], Run)``.
+# ---------------------------------------------------------------------- data as users give it
 
-    Views, not copies: the updates reach the caller's W, b, losses and average.
+
+def features(X, name="X", dtype=np.float32, n_features=None, owner="SoftmaxRegression"):
+    """X as the kernels take it, from what a user may pass: uint8 as it is, numbers in ``dtype``, C-contiguous.
+
+    Lists, object arrays of numbers and other array-likes are converted; sparse matrices,
+    complex numbers, strings and empty arrays are refused. NaN and infinity are not
+    looked for here: that would read X once more (see :mod:`fastsoftmax.kernels._common`).
     """
-    averages = None if average is None else Averages(average.W[None], average.b[None], np.array([average.start]),
-                                                     np.array([average.count]))
-    run = Run(y, order[None], np.zeros(1, np.int64), steps, rates[None], np.array([float(weight_decay)]),
-              losses[None], averages)
-    return W[None], b[None], run
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise InputTypeError(f"{name} is a scipy sparse matrix; fastsoftmax needs a dense array "
+                             f"({name}.toarray())")
+    if X is None:
+        raise InputTypeError(f"{name} must be an array [N, F], got None")
+    if not isinstance(X, np.ndarray):
+        try:
+            X = np.asarray(X)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InputTypeError(f"{name} must be an array of numbers [N, F]: {exc}") from exc
+    if X.dtype.kind == "c":
+        raise InputError(f"{name} has dtype {X.dtype}: Complex data not supported, give real numbers")
+    if X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InputTypeError(f"{name} must hold numbers: {exc}") from exc
+    if X.ndim != 2:
+        raise InputError(f"{name} must be a 2-D array [N, F], got shape {X.shape}"
+                         + (": Reshape your data with X.reshape(1, -1) for a single sample, or "
+                            "X.reshape(-1, 1) for a single feature" if X.ndim == 1 else ""))
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise InputError(f"{name} must be a non-empty 2-D array [N, F]: it has {X.shape[0]} sample(s) and "
+                         f"{X.shape[1]} feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise InputError(f"{name} has {X.shape[1]} features, but {owner} is expecting {n_features} "
+                         f"features as input")
+    if X.dtype == np.uint8:
+        return np.ascontiguousarray(X)
+    if X.dtype.kind not in "biuf":
+        raise InputTypeError(f"{name} must be uint8 pixels or a float array, got dtype {X.dtype}")
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
-def many_average_weights(average, steps, dtype):
-    """Each model's weight of each step's snapshot in its running mean, ``[M, steps]`` (see :func:`average_weights`)."""
-    return np.stack([average_weights(Average(None, None, int(start), int(count)), steps, dtype)
-                     for start, count in zip(average.start.tolist(), average.count.tolist())])
+def targets(y, n_rows, name="y", one_hot_width=None, conversion_warning=UserWarning):
+    """Labels as a 1-D array (or one-hot ``[N, C]`` when C >= 2), checked but not encoded.
 
-
-def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losses, weight_decay):
-    """Check everything ``train_steps`` takes besides X (already checked by the caller).
-
-    Returns (y int64, order int64, steps, rates float64[steps], losses float64[steps] set to NaN).
+    Any sortable labels (integers of any size and sign, strings) are accepted; floats only
+    when they are whole numbers. A column vector ``[N, 1]`` is used raveled, with
+    ``conversion_warning`` (scikit-learn's ``DataConversionWarning`` when the caller has it).
     """
-    y = labels(y, X.shape[0], n_classes)
-    order, steps, rates = schedule(order, batch_size, X.shape[0], learning_rate, weight_decay, W.dtype)
-    writable(W, "W")
-    writable(b, "b")
-    losses = output(losses, (steps,), np.float64, "losses")
-    losses[:] = np.nan
-    return y, order, steps, rates, losses
+    if y is None:
+        raise InputError(f"SoftmaxRegression requires y to be passed, but the target {name} is None")
+    if type(y).__module__.startswith("scipy.sparse"):
+        raise InputTypeError(f"{name} is a scipy sparse matrix; give a dense array of labels")
+    if not isinstance(y, np.ndarray):
+        try:
+            y = np.asarray(y)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InputTypeError(f"{name} must be an array of labels: {exc}") from exc
+    if y.ndim == 0 or y.shape[0] != n_rows:
+        raise InputError(f"{name} has {y.shape[0] if y.ndim else 0} rows, X has {n_rows}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected: using y.ravel()",
+                      conversion_warning, stacklevel=4)
+        y = y.ravel()
+    if y.ndim == 2:
+        if not (y.dtype.kind in "biuf" and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+            raise InputError(f"{name} is 2-D {y.shape} but its rows are not one-hot")
+        if one_hot_width is not None and y.shape[1] != one_hot_width:
+            raise InputError(f"{name} is one-hot with {y.shape[1]} columns, expected {one_hot_width}")
+        return y
+    if y.ndim != 1:
+        raise InputError(f"{name} must be labels [N] or one-hot [N, C], got shape {y.shape}")
+    if y.dtype.kind == "c":
+        raise InputError(f"{name} has dtype {y.dtype}: Complex data not supported")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise InputError(f"{name} contains NaN or infinity: labels must be finite")
+        if not np.all(y == np.round(y)):
+            example = y[y != np.round(y)][0].item()
+            raise InputError(f"Unknown label type: {name} holds continuous values (e.g. {example!r}), "
+                             f"not class labels")
+    if y.dtype.kind not in "biufUSO":
+        raise InputTypeError(f"{name} must hold class labels (numbers or strings), got dtype {y.dtype}")
+    return y
 
 
-# Float inputs are not scanned for NaN before the kernels run: that would read X a
-# second time (as long as the kernel itself, for inference). A non-finite value in
-# a row makes that row's logits non-finite, so the kernels flag such rows and the
-# wrappers raise one of these instead of returning a result.
-
-def _nonfinite_message(row, dtype):
-    return (f"X row {row} gives non-finite logits: it holds NaN or infinity, or values so large "
-            f"that X @ W overflows {dtype}")
+# ---------------------------------------------------------------------- names of files and places
 
 
-def finite_probabilities(out, dtype):
-    """Raise unless every row of a forward result is finite."""
-    if not np.isfinite(out).all():
-        raise InputError(_nonfinite_message(int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0]), dtype))
-    return out
+def file_name(path, name="path") -> str:
+    """Check a file name (a non-empty str or os.PathLike, no NUL); return it as a str."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise InputTypeError(f"{name} must be a str or os.PathLike file name, got {short(path)}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or "\0" in text:
+        raise InputError(f"{name} must be a non-empty file name without NUL characters, got {short(path)}")
+    return text
 
 
-def finite_labels(out, dtype):
-    """Raise if a predict kernel flagged a row (label -1: its logits were not finite)."""
-    if out.size and out.min() < 0:
-        raise InputError(_nonfinite_message(int(np.flatnonzero(out < 0)[0]), dtype))
-    return out
+def directory_name(path, name="data_dir"):
+    """Check None or a directory name (a non-empty str or os.PathLike, no NUL); return it unchanged."""
+    if path is not None and (isinstance(path, bytes) or not isinstance(path, (str, os.PathLike))
+                             or not os.fspath(path) or "\0" in os.fspath(path)):
+        raise InputTypeError(f"{name} must be None or a directory name (str or os.PathLike), got {short(path)}")
+    return path
 
 
-def finished(done, losses, W, b):
-    """``train_steps``' result ``(done, losses)``, unless its updates left W or b non-finite.
-
-    A step is never applied when its loss is not finite, but a finite loss can still
-    come with an update that overflows W's dtype (huge inputs times a large rate): on
-    the last step nothing would notice. Raises :class:`DivergenceError` then.
-    """
-    if not (np.isfinite(magnitude(W)) and np.isfinite(magnitude(b))):
-        raise DivergenceError(f"the update of step {int(done) - 1} overflowed {W.dtype}: W and b now hold infinity "
-                              "or NaN; use a smaller learning_rate or smaller inputs")
-    return int(done), losses
-
-
-def finite_loss(loss, dtype):
-    """Raise unless a loss is finite."""
-    if not np.isfinite(loss):
-        raise InputError(f"the loss is {loss}: X holds NaN or infinity, or values so large that "
-                         f"X @ W overflows {dtype}")
-    return loss
+def urls(value, name="mirrors"):
+    """Check None or a non-empty list (or tuple) of non-empty base URLs; return it unchanged."""
+    if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple))
+                              or not value or not all(isinstance(m, str) and m for m in value)):
+        raise InputTypeError(f"{name} must be None or a non-empty list of base URLs (str), got {short(value)}")
+    return value
