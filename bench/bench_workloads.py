@@ -16,8 +16,8 @@ import pytest
 from fastsoftmax.benchmark import SETTLE_S
 from fastsoftmax.benchmark.workloads import VARIANTS, WORKLOADS, variant_problem
 
-CASES = [pytest.param(w, v, id=f"{w.name}-{v.name}") for w in WORKLOADS for v in VARIANTS
-         if w.supports(v) and not (w.name == "transfer" and v.backend != "cuda")]
+CASES = [pytest.param(w, v, id=f"{w.name}-{v.name}", marks=[pytest.mark.slow] if w.heavy else [])
+         for w in WORKLOADS for v in VARIANTS if w.supports(v) and not (w.name == "transfer" and v.backend != "cuda")]
 
 
 @pytest.mark.realdata

@@ -15,7 +15,25 @@ import pytest
 # anything imports numba.cuda, which reads it once.
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+from hypothesis import HealthCheck, settings  # noqa: E402
+
 from .realdata import FASHION_DIR, MNIST_DIR, MNIST_TEST_FILES, require  # noqa: E402
+
+# Hypothesis profiles, chosen by FASTSOFTMAX_HYPOTHESIS: "default" (CI), "dev" (a quick local
+# loop) and "device" (a real GPU, where every new shape compiles kernels again).
+_PATIENT = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("default", max_examples=25, **_PATIENT)
+settings.register_profile("dev", max_examples=8, **_PATIENT)
+settings.register_profile("device", max_examples=4, **_PATIENT)
+settings.load_profile(os.environ.get("FASTSOFTMAX_HYPOTHESIS", "default"))
+
+
+def pytest_collection_modifyitems(items):
+    """Every test of the CUDA backend is marked ``cuda`` (its name or a parameter says cuda), so
+    ``-m "not cuda"`` leaves the simulator out of a quick loop."""
+    for item in items:
+        if "cuda" in item.nodeid.lower():
+            item.add_marker(pytest.mark.cuda)
 
 
 def kernels_or_skip(name: str):

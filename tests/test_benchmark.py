@@ -143,6 +143,7 @@ def test_readme_writer_replaces_only_the_marked_block(tmp_path):
     assert report.main(["--readme", str(tmp_path / "bad.md"), str(saved)]) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_bench_table_json_compare_and_plot(fashion_dir, tmp_path):
     out, png = tmp_path / "out.json", tmp_path / "speedups.png"
@@ -172,6 +173,7 @@ def test_bench_table_json_compare_and_plot(fashion_dir, tmp_path):
     assert "then ms" in again.stdout and "sgd-step" in again.stdout.split("then ms", 1)[1]
 
 
+@pytest.mark.slow
 def test_bench_refuses_bad_arguments_before_running(tmp_path):
     run = run_bench("--workloads", "w9")
     assert run.returncode == 2 and "unknown w9" in run.stderr and "Traceback" not in run.stderr

@@ -116,6 +116,7 @@ def test_grid_search_and_pipeline_on_real_mnist_rows(mnist_test_split):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_scikit_learn_example_runs(fashion_dir):
     import subprocess
     import sys
