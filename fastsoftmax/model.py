@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import _dask
 from ._version import __version__
 from .errors import ConvergenceWarning, DivergenceError, InputError, InputTypeError, ModelFileError, NotFittedError
 from .kernels import get_backend
@@ -509,7 +510,11 @@ class SoftmaxRegression:
         return kernels, X, self._prediction_weights(state)
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, ``[N, n_classes]`` in the model's dtype, columns in ``classes_`` order."""
+        """Class probabilities, ``[N, n_classes]`` in the model's dtype, columns in ``classes_`` order.
+        A dask array gives a lazy dask array, computed block by block (``fastsoftmax._dask``)."""
+        if _dask.is_dask_array(X):  # a copy: refitting before the result is computed does not change it
+            return _dask.blockwise(X, copy.copy(self).predict_proba, self.n_features_in_, columns=self.n_classes,
+                                   dtype=self.W.dtype)
         kernels, X, (W, b) = self._inference(X)
         return kernels.forward(X, W, b)
 
@@ -518,7 +523,10 @@ class SoftmaxRegression:
         return kernels.predict(X, W, b)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable label of each row, ``[N]``, taken from ``classes_``."""
+        """Most probable label of each row, ``[N]``, taken from ``classes_``.
+        A dask array gives a lazy dask array, computed block by block (``fastsoftmax._dask``)."""
+        if _dask.is_dask_array(X):
+            return _dask.blockwise(X, copy.copy(self).predict, self.n_features_in_, dtype=self.classes_.dtype)
         indices = self._predict_indices(X)
         classes = self._state.classes
         if classes.dtype == np.int64 and classes[0] == 0 and classes[-1] == classes.size - 1:
@@ -527,7 +535,9 @@ class SoftmaxRegression:
 
     def score(self, X, y) -> float:
         """Accuracy: the fraction of rows predicted as ``y`` (labels, or one-hot rows).
-        Labels the model does not know count as wrong."""
+        Labels the model does not know count as wrong. A dask array X is scored block by block."""
+        if _dask.is_dask_array(X):
+            return _dask.accuracy(X, y, copy.copy(self).score, self.n_features_in_)
         kernels, X, (W, b) = self._inference(X)
         classes = self._state.classes
         y = _check_y(y, X.shape[0], "y", one_hot_width=classes.size)
