@@ -1,26 +1,37 @@
 """SoftmaxRegression among scikit-learn's tools: a grid search over the learning rate, a pipeline,
 and partial_fit streaming a training set from a memory-mapped file one chunk at a time.
 
-Run: python examples/scikit_learn.py [--dataset fashion-mnist]  (needs scikit-learn)
+Run: python examples/scikit_learn.py [--dataset fashion-mnist|mnist]
+Needs scikit-learn: pip install "fastsoftmax[sklearn]" (or pip install scikit-learn).
 """
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+
+try:
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+except ModuleNotFoundError as exc:
+    if not (exc.name or "").startswith("sklearn"):
+        raise  # scikit-learn is there but broken: its own traceback says why
+    sys.exit('this example needs scikit-learn: pip install "fastsoftmax[sklearn]" (or pip install scikit-learn)')
 
 import fastsoftmax
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data_dir", default=None)
-parser.add_argument("--dataset", default="fashion-mnist")
+parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
 FLAGS = parser.parse_args()
 
-data = fastsoftmax.read_data_sets(FLAGS.data_dir, dataset=FLAGS.dataset)
+try:
+    data = fastsoftmax.read_data_sets(FLAGS.data_dir, dataset=FLAGS.dataset)
+except fastsoftmax.DataNotFoundError as exc:
+    sys.exit(f"{exc}\n\nthis example: give --data_dir DIR with the files, or another --dataset")
 X, y = data.train.pixels, data.train.class_indices
 X_test, y_test = data.test.pixels, data.test.class_indices
 

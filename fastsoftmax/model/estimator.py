@@ -8,9 +8,11 @@ are the table in :mod:`.parameters`, checked in ``fit`` (scikit-learn's contract
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from .. import validation
+from .. import _dask, validation
 from ..kernels import get_backend
 from . import labels, persistence, training
 from .protocol import EstimatorProtocol, data_conversion_warning, not_fitted
@@ -237,12 +239,19 @@ class SoftmaxRegression(EstimatorProtocol):
         return get_backend(self.backend), X, state.prediction_weights()
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, ``[N, n_classes]`` in the model's dtype, columns in ``classes_`` order."""
+        """Class probabilities, ``[N, n_classes]`` in the model's dtype, columns in ``classes_`` order.
+        A dask array gives a lazy dask array, computed block by block (``fastsoftmax._dask``)."""
+        if _dask.is_dask_array(X):  # a copy: refitting before the result is computed does not change it
+            return _dask.blockwise(X, copy.copy(self).predict_proba, self.n_features_in_, columns=self.n_classes,
+                                   dtype=self.W.dtype)
         kernels, X, (W, b) = self._inference(X)
         return kernels.forward(X, W, b)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable label of each row, ``[N]``, taken from ``classes_``."""
+        """Most probable label of each row, ``[N]``, taken from ``classes_``.
+        A dask array gives a lazy dask array, computed block by block (``fastsoftmax._dask``)."""
+        if _dask.is_dask_array(X):
+            return _dask.blockwise(X, copy.copy(self).predict, self.n_features_in_, dtype=self.classes_.dtype)
         kernels, X, (W, b) = self._inference(X)
         indices = kernels.predict(X, W, b)
         classes = self._state.classes
@@ -252,7 +261,9 @@ class SoftmaxRegression(EstimatorProtocol):
 
     def score(self, X, y) -> float:
         """Accuracy: the fraction of rows predicted as ``y`` (labels, or one-hot rows).
-        Labels the model does not know count as wrong."""
+        Labels the model does not know count as wrong. A dask array X is scored block by block."""
+        if _dask.is_dask_array(X):
+            return _dask.accuracy(X, y, copy.copy(self).score, self.n_features_in_)
         kernels, X, (W, b) = self._inference(X)
         classes = self._state.classes
         y = validation.targets(y, X.shape[0], "y", one_hot_width=classes.size,
