@@ -37,17 +37,24 @@ def pytest_collection_modifyitems(items):
 
 
 def kernels_or_skip(name: str):
-    """The backend's kernel module, or a skip when it is unusable here (a failure when
-    FASTSOFTMAX_REQUIRE_CUDA=1 and it is the CUDA backend, as in CI)."""
+    """The backend's kernel module. Only the CUDA backend may be missing: it skips, or fails when
+    FASTSOFTMAX_REQUIRE_CUDA=1 (as in CI); the NumPy and CPU backends failing to load is a failure."""
     from fastsoftmax.errors import BackendUnavailableError
     from fastsoftmax.kernels import get_backend
 
     try:
         return get_backend(name)
     except BackendUnavailableError as exc:
-        if name == "cuda" and os.environ.get("FASTSOFTMAX_REQUIRE_CUDA", "") not in ("", "0"):
+        if name != "cuda" or require_cuda():
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+def require_cuda() -> bool:
+    """CI's setting: an unusable CUDA backend, or a missing CUDA compiler, fails instead of skipping."""
+    from fastsoftmax import _env
+
+    return _env.flag("FASTSOFTMAX_REQUIRE_CUDA")
 
 
 def cuda_simulated() -> bool:

@@ -18,7 +18,8 @@ from .conftest import cuda_simulated, kernels_or_skip
 def test_mnist_train_on_8000_test_on_2000(mnist_test_split):
     pixels, labels = mnist_test_split
     model = fs.SoftmaxRegression(seed=0).fit(pixels[:8000], labels[:8000], epochs=5)
-    assert model.score(pixels[8000:], labels[8000:]) >= 0.88
+    # 0.928 measured (the CPU backend gives these bits on every machine); without its bias, 0.908
+    assert model.score(pixels[8000:], labels[8000:]) >= 0.92
 
 
 @pytest.mark.realdata

@@ -123,48 +123,57 @@ def xent_sgd_step(X, y, W, b, learning_rate, weight_decay=0.0):
 
 
 def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None):
-    """All SGD steps of a run in one compiled call; see :func:`fastsoftmax.kernels.reference.train_steps`."""
-    X, scale, Wt, b_work, C = _prepare(X, W, b)
+    """All SGD steps of a run in one compiled call; see :func:`fastsoftmax.kernels.reference.train_steps`.
+
+    The one-model case of :func:`train_many`: the same compiled loop, so a model's bits do not
+    depend on how many others it is trained with.
+    """
+    F, C, dtype = validation.weights(W, b)
+    X = validation.inputs(X, F, dtype)
     y, order, steps, rates, losses = validation.run_arguments(X, y, W, b, C, order, batch_size,
-                                                           learning_rate, losses, weight_decay)
+                                                              learning_rate, losses, weight_decay)
     average = validation.averaging(average, W, b)
-    padded_average = None if average is None else _padded_average(average, Wt, steps)
-    done = _cpu_training.run(X, scale, y, Wt, b_work, C, order, int(batch_size), rates,
-                             float(weight_decay), losses, padded_average)
-    W[...] = Wt[:C].T
-    b[...] = b_work[:C]
-    if average is not None:
-        average.W[...] = padded_average[0][:C].T
-        average.b[...] = padded_average[1][:C]
-    return _common.finished(done, losses, W, b)
-
-
-def _padded_average(average, Wt, steps):
-    """(Wt_avg [Cp, F], b_avg [Cp], each step's weight in the running mean, 0 before ``average.start``)."""
-    return (*_padded(average.W, average.b, Wt.shape[0]), _common.average_weights(average, steps, Wt.dtype))
+    done = _train(X, *_common.as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average),
+                  int(batch_size))
+    return _common.finished(int(done[0]), losses, W, b)
 
 
 def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None,
                group=None):
-    """M models in one call, each as :func:`train_steps` trains it; see :func:`fastsoftmax.kernels.reference.train_many`."""
-    M, F, C, dtype = validation.stacked_weights(W, b)
+    """M models in one call, models sharing a batch order reading its rows once, on every thread Numba allows;
+    see :func:`fastsoftmax.kernels.reference.train_many`."""
+    _, F, C, dtype = validation.stacked_weights(W, b)
     X = validation.inputs(X, F, dtype)
     run = validation.many_arguments(X, y, W, b, C, orders, group, batch_size, learning_rate, weight_decay, losses,
                                     average)
-    X, scale, _, _, _ = _prepare(X, W[0], b[0])
-    done = np.empty(M, np.int64)
-    for m in range(M):
-        Wt, b_work = _padded(W[m], b[m], padded_classes(C))
-        average = None
-        if run.average is not None:
-            one = validation.Average(run.average.W[m], run.average.b[m], int(run.average.start[m]),
-                                     int(run.average.count[m]))
-            average = _padded_average(one, Wt, run.steps)
-        done[m] = _cpu_training.run(X, scale, run.y, Wt, b_work, C, run.orders[run.group[m]], int(batch_size),
-                                    run.rates[m], float(run.decays[m]), run.losses[m], average)
-        W[m] = Wt[:C].T
-        b[m] = b_work[:C]
-        if average is not None:
-            run.average.W[m] = average[0][:C].T
-            run.average.b[m] = average[1][:C]
-    return _common.finished_many(done, run.losses, W, b)
+    return _common.finished_many(_train(X, W, b, run, int(batch_size)), run.losses, W, b)
+
+
+def _train(X, W, b, run, batch_size):
+    """``run`` (a checked :class:`~fastsoftmax.validation.Run`) on the compiled loop; W, b and the average
+    updated in place; returns steps done ``[M]``."""
+    C = W.shape[2]
+    scale = W.dtype.type(PIXEL_SCALE if X.dtype == np.uint8 else 1.0)
+    Wt, b_work = _stacked_padded(W, b, padded_classes(C))
+    average = None
+    if run.average is not None:
+        average = (*_stacked_padded(run.average.W, run.average.b, Wt.shape[1]),
+                   _common.many_average_weights(run.average, run.steps, W.dtype))
+    done = _cpu_training.run_many(X, scale, run.y, Wt, b_work, C, run.orders, run.group, batch_size, run.rates,
+                                  run.decays, run.losses, average)
+    W[...] = Wt[:, :C].transpose(0, 2, 1)
+    b[...] = b_work[:, :C]
+    if average is not None:
+        run.average.W[...] = average[0][:, :C].transpose(0, 2, 1)
+        run.average.b[...] = average[1][:, :C]
+    return done
+
+
+def _stacked_padded(W, b, Cp):
+    """``(W.T, b)`` of each model zero-padded to Cp classes: ``Wt [M, Cp, F]``, ``b [M, Cp]``."""
+    M, F, C = W.shape
+    Wt = np.zeros((M, Cp, F), W.dtype)
+    Wt[:, :C] = W.transpose(0, 2, 1)
+    b_pad = np.zeros((M, Cp), b.dtype)
+    b_pad[:, :C] = b
+    return Wt, b_pad
