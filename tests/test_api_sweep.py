@@ -122,6 +122,8 @@ def valid_kernel_args(op, dtype, rng):
         return {"X": X, "y": y, "W": W, "b": b, "learning_rate": 0.5, "weight_decay": 1e-3}
     if op == "stage":
         return {"X": X, "y": y}
+    if op == "predict_many":
+        return {"X": X, "W": np.stack([W, -W]), "b": np.stack([b, b]), "out": None}
     if op == "train_many":
         Ws, bs = np.stack([W, W * 2]), np.stack([b, -b])
         return {"X": X, "y": y, "W": Ws, "b": bs, "orders": np.stack([rng.permutation(N), rng.permutation(N)]),
@@ -196,6 +198,8 @@ def _check_result(op, args, result):
         assert _finite(result) and np.allclose(result.sum(axis=1), 1, atol=1e-3)
     elif op == "predict":
         assert result.min() >= 0 and result.max() < W.shape[1]
+    elif op == "predict_many":
+        assert result.shape == (W.shape[0], args["X"].shape[0]) and result.min() >= 0 and result.max() < W.shape[2]
     elif op == "xent_loss":
         assert math.isfinite(result)
     elif op == "xent_grad":
@@ -231,7 +235,7 @@ def _describe(value):
 
 
 OPS = ["forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step", "train_steps", "train_many",
-       "stage"]
+       "predict_many", "stage"]
 
 
 @st.composite

@@ -133,3 +133,13 @@ def test_train_many_refuses_bad_arguments_before_any_work(backend, change, error
                         group=args["group"])
     for name, value in before.items():
         np.testing.assert_array_equal(args[name], value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype, pixels", [(np.float32, True), (np.float64, False)])
+def test_predict_many_is_predict_model_by_model(backend, dtype, pixels):
+    kern = kernels_or_skip(backend)
+    X, _, W, b, *_ = problem(6, n=601, dtype=dtype, pixels=pixels, models=4)
+    got = kern.predict_many(X, W, b)
+    for m in range(W.shape[0]):
+        np.testing.assert_array_equal(got[m], kern.predict(X, W[m], b[m]))

@@ -82,9 +82,10 @@ def finite_probabilities(out, dtype):
 
 
 def finite_labels(out, dtype):
-    """Raise if a predict kernel flagged a row (label -1: its logits were not finite)."""
+    """Raise if a predict kernel flagged a row (label -1: its logits were not finite); ``out`` is
+    ``[N]``, or ``[M, N]`` for M models."""
     if out.size and out.min() < 0:
-        raise InputError(_nonfinite_message(int(np.flatnonzero(out < 0)[0]), dtype))
+        raise InputError(_nonfinite_message(int(np.nonzero(out < 0)[-1][0]), dtype))
     return out
 
 

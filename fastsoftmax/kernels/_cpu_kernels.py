@@ -606,6 +606,22 @@ def _predict(X, scale, Wt, b, C, out, fives, buf, work, n_chunks):
 
 
 @_kernel
+def _predict_many(X, scale, Wt, b, C, out, fives, buf, work, n_chunks):
+    """``out[m, rows of each chunk claimed] = argmax(X Wt[m].T + b[m])`` for every model m: a chunk's
+    rows are read from memory once, then from the cache for the other models."""
+    rows, Z, _, _ = buf
+    k = _claim(work)
+    while k < n_chunks:
+        start = k * CHUNK_ROWS
+        n = min(CHUNK_ROWS, X.shape[0] - start)
+        _consecutive_rows(start, X.shape[0], rows)
+        for m in range(Wt.shape[0]):
+            _block_logits(X, rows, n, _FIRST_FEATURE, Wt[m], b[m], scale, Z, fives)
+            _rows_argmax(Z, n, C, out[m, start:start + n])
+        k = _claim(work)
+
+
+@_kernel
 def _xent_loss(X, scale, y, Wt, b, C, partial, fives, buf, work, n_chunks):
     """``partial[k]`` = the summed loss of chunk k's rows, for each chunk claimed."""
     rows, Z, _, scratch = buf

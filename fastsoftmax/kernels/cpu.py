@@ -18,6 +18,7 @@ from ._cpu_kernels import (
     _axpy,
     _forward,
     _predict,
+    _predict_many,
     _xent_grad,
     _xent_loss,
     chunk_buffers,
@@ -27,7 +28,7 @@ from ._cpu_kernels import (
 )
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
-           "train_steps", "train_many", "stage"]
+           "train_steps", "train_many", "predict_many", "stage"]
 
 
 def stage(X, y=None):
@@ -75,6 +76,18 @@ def predict(X, W, b, out=None):
     out = validation.output(out, (X.shape[0],), np.int64)
     _on_chunks(_predict, X, Wt, X, scale, Wt, b, C, out)
     return _common.finite_labels(out, Wt.dtype)
+
+
+def predict_many(X, W, b, out=None):
+    """The most probable class of each row under each of M models (int64 ``[M, N]``); see the reference.
+    Each chunk of rows is read once for all the models."""
+    _, F, C, dtype = validation.stacked_weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    scale = dtype.type(PIXEL_SCALE if X.dtype == np.uint8 else 1.0)
+    Wt, b_pad = _stacked_padded(W, b, padded_classes(C))
+    out = validation.output(out, (W.shape[0], X.shape[0]), np.int64)
+    _on_chunks(_predict_many, X, Wt[0], X, scale, Wt, b_pad, C, out)
+    return _common.finite_labels(out, dtype)
 
 
 def xent_loss(X, y, W, b):

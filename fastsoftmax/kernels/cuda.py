@@ -263,6 +263,17 @@ def predict(X, W, b, out=None):
     return out
 
 
+def predict_many(X, W, b, out=None):
+    """The most probable class of each row under each of M models (int64 ``[M, N]``); see the reference.
+    X is copied to the device once for all the models."""
+    _, F, _, dtype = validation.stacked_weights(W, b)
+    X = X if isinstance(X, OnDevice) else stage(validation.inputs(X, F, dtype))
+    out = validation.output(out, (W.shape[0], X.shape[0]), np.int64)
+    for m in range(W.shape[0]):
+        predict(X, W[m], b[m], out=out[m])
+    return out
+
+
 def xent_loss(X, y, W, b):
     """Mean cross-entropy from logits; see the reference. Row losses are summed on the device, in a fixed order."""
     rows = _Rows(X, W, b)

@@ -94,6 +94,12 @@ def _predict(kernels, p):
     return {"labels": out, "returned_out": returned is out}
 
 
+def _predict_many(kernels, p):
+    out = poisoned((p.W_many.shape[0], p.X.shape[0]), np.int64)
+    returned = kernels.predict_many(_staged(kernels, p.X), p.W_many, p.b_many, out=out)
+    return {"labels": out, "returned_out": returned is out}
+
+
 def _xent_loss(kernels, p):
     return {"loss": kernels.xent_loss(*_staged(kernels, p.X, p.y), p.W, p.b)}
 
@@ -171,12 +177,24 @@ class Operation:
 def _near_maximal_labels(got, want, p):
     """Labels of predict: ties within rounding may break either way, so the logit of each chosen class
     must be (near) its row's largest."""
+    assert got["returned_out"], "predict did not return its out array"
+    _assert_near_maximal(got["labels"], p.X, p.W, p.b, p.dtype)
+
+
+def _near_maximal_labels_many(got, want, p):
+    """predict_many: each model's labels as :func:`_near_maximal_labels` checks predict's."""
+    assert got["returned_out"], "predict_many did not return its out array"
+    for m in range(p.W_many.shape[0]):
+        _assert_near_maximal(got["labels"][m], p.X, p.W_many[m], p.b_many[m], p.dtype)
+
+
+def _assert_near_maximal(labels, X, W, b, dtype):
     from . import reference
 
-    z = reference.logits(p.X, p.W, p.b)
-    tol = TOLERANCE[p.dtype]["atol"]
-    chosen = z[np.arange(len(got["labels"])), got["labels"]]
-    assert got["returned_out"], "predict did not return its out array"
+    z = reference.logits(X, W, b)
+    tol = TOLERANCE[dtype]["atol"]
+    assert labels.min() >= 0, "a row's label was left unwritten"
+    chosen = z[np.arange(len(labels)), labels]
     assert np.all(chosen >= z.max(axis=1) - 10 * tol * (1 + np.abs(z).max(axis=1))), "a label is not a maximum"
 
 
@@ -189,6 +207,7 @@ REGISTRY = {op.name: op for op in (
     Operation("xent_sgd_step", _xent_sgd_step),
     Operation("train_steps", _train_steps),
     Operation("train_many", _train_many),
+    Operation("predict_many", _predict_many, compare=_near_maximal_labels_many),
     Operation("stage", _stage),
 )}
 

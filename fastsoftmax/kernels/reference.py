@@ -86,6 +86,28 @@ def predict(X, W, b, out=None):
     return _common.finite_labels(out, dtype)
 
 
+def predict_many(X, W, b, out=None):
+    """The most probable class of each row under each of M models, int64 ``[M, N]``.
+
+    Parameters
+    ----------
+    X : ndarray, uint8 or W's dtype, ``[N, F]``
+    W : ndarray, float32 or float64, ``[M, F, C]``
+    b : ndarray, W's dtype, ``[M, C]``
+    out : ndarray, int64, ``[M, N]``, optional
+
+    ``out[m]`` is :func:`predict` of model m; a row whose logits are not finite under any
+    model is refused, as :func:`predict` refuses it.
+    """
+    _, F, C, dtype = validation.stacked_weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    out = validation.output(out, (W.shape[0], X.shape[0]), np.int64)
+    for m in range(W.shape[0]):
+        z = logits(X, W[m], b[m])
+        out[m] = np.where(np.isfinite(z).all(axis=1), z.argmax(axis=1), -1)
+    return _common.finite_labels(out, dtype)
+
+
 def xent_loss(X, y, W, b):
     """Mean cross-entropy ``mean_i(lse_i - z_{i,y_i})`` as a Python float."""
     F, C, dtype = validation.weights(W, b)

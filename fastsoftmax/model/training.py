@@ -51,6 +51,8 @@ class Job:
     validation: tuple | None     # (X_val, y_val as class indices, -1 for unknown labels)
     rows: np.ndarray | None = None  # the model's rows of X (None: all of them)
     keep_order: bool = True      # False: the batch order is not kept for a later warm start
+    isolate: bool = False        # True: an error of this model fails it alone (see failure), not the run
+    failure: Exception | None = None  # the error that ended an isolated job, which is then left unfitted
     done: int = 0
     unseen: np.ndarray | None = field(default=None, repr=False)  # rows no batch has drawn (float X only)
 
@@ -223,7 +225,8 @@ def run(jobs, X, y_idx):
         for members in passes.values():
             _run_pass(members, X, y_idx)
         for job in jobs:
-            _warn_if_not_learning(job.state)
+            if job.failure is None:
+                _warn_if_not_learning(job.state)
     except Exception:
         for job in jobs:
             job.model._state = job.previous
@@ -241,16 +244,19 @@ def _run_pass(jobs, X, y_idx):
     bar = tqdm(total=longest, unit="step", disable=not _show_progress(jobs, longest), leave=False)
     try:
         while True:
-            active = [job for job in jobs if job.done < job.total]
+            active = [job for job in jobs if job.done < job.total and job.failure is None]
             if not active:
                 break
             chunk = min(job.chunk_limit() for job in active)
             _train_chunk(kernels, data, X, active, chunk, batch)
             bar.update(chunk)
         for job in jobs:
-            if job.unseen is not None:
+            if job.unseen is not None and job.failure is None:
                 unseen = np.flatnonzero(job.unseen)
-                _refuse_nonfinite_rows(X, unseen if job.rows is None else job.rows[unseen])
+                try:
+                    _refuse_nonfinite_rows(X, unseen if job.rows is None else job.rows[unseen])
+                except InputError as exc:
+                    _fail(job, exc)
     finally:
         bar.close()
 
@@ -273,18 +279,29 @@ def _train_chunk(kernels, data, X, jobs, chunk, batch):
     decays = np.array([job.settings.weight_decay for job in jobs])
     average, starts = _averages(jobs, chunk, W, b)
     losses = np.full((len(jobs), chunk), np.nan)
+    overflowed = ()
     try:
         done, _ = kernels.train_many(*data, W, b, orders, batch, rates, decays, losses=losses, average=average,
                                      group=np.array(group, np.int64))
     except DivergenceError as exc:  # an update overflowed: W and b here are this call's copies
-        first = jobs[exc.models[0]].state.steps
-        raise DivergenceError(
-            f"training diverged in steps {first}-{first + chunk - 1} ({exc}); the model is left as it was "
-            f"before this fit. Try a smaller learning_rate, or scale the inputs.") from exc
+        if not hasattr(exc, "models"):
+            raise
+        done, overflowed = exc.done, exc.models
+        for m in overflowed:
+            first = jobs[m].state.steps
+            _fail(jobs[m], DivergenceError(
+                f"training diverged in steps {first}-{first + chunk - 1} ({exc}); the model is left as it was "
+                f"before this fit. Try a smaller learning_rate, or scale the inputs."))
     for m, job in enumerate(jobs):
+        if m in overflowed:
+            continue
         first = job.state.steps
         if done[m] < chunk:
-            _refuse_stopped(X, job, orders[group[m]], int(done[m]), first, losses[m], rates[m], batch)
+            try:
+                _refuse_stopped(X, job, orders[group[m]], int(done[m]), first, losses[m], rates[m], batch)
+            except (InputError, DivergenceError) as exc:
+                _fail(job, exc)
+                continue
         state = job.state
         W_avg, b_avg, count = state.W_avg, state.b_avg, state.average_count
         if starts[m] < chunk:
@@ -302,6 +319,15 @@ def _train_chunk(kernels, data, X, jobs, chunk, batch):
         job.model._state = job.state  # one assignment: an interrupt never splits a model's state
         if job.validation is not None and (job.state.steps % job.steps_per_epoch == 0 or job.done == job.total):
             _record_validation(kernels, job)
+
+
+def _fail(job, error):
+    """A model's training failed: raise (the whole run is put back), or, for an isolated job, record the
+    error and put this model back as it was."""
+    if not job.isolate:
+        raise error
+    job.failure = error
+    job.model._state = job.previous
 
 
 def _rates(job, chunk):
