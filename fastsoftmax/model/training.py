@@ -167,8 +167,10 @@ def _fit_job(model, cfg, X, classes, steps, epochs, shuffle, checked_validation,
                   else batch_order(cfg.seed, previous.steps, n_rows))
         start = continued(previous, cfg.dtype, cfg.average is not None, stream)
     else:
-        key = (cfg.seed, n_rows, None if rows is None else id(rows))
-        if cfg.seed is None or key not in streams:  # a fresh fit with this seed: one order for all such models
+        # A fresh fit with this seed, on these rows, in the pass of this batch size: one order for all such
+        # models (models of another pass draw the same order from a stream of their own).
+        key = (cfg.seed, n_rows, None if rows is None else id(rows), batch)
+        if cfg.seed is None or key not in streams:
             streams[key] = batch_order(cfg.seed, 0, n_rows)
         start = fresh(X.shape[1], classes, cfg.dtype, cfg.average is not None, streams[key])
     return Job(model, cfg, previous, start, total, batch, max(1, n_rows // batch), shuffle, checked_validation,
