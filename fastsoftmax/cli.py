@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="kernels to run on (default: the backend the model was trained with)")
     evaluate.add_argument("--json", action="store_true")
 
+    _sweep_parser(sub)
+
     sub.add_parser("info", help="versions, CPU, threading, cache and datasets found")
 
     bench = sub.add_parser("bench", help="time the standard workloads on every usable backend")
@@ -160,7 +162,8 @@ def _nonnegative(kind):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info, "bench": cmd_bench}
+        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "info": cmd_info,
+                    "bench": cmd_bench}
         return commands[args.command](args)
     except FastSoftmaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -300,6 +303,107 @@ def cmd_evaluate(args) -> int:
     print("confusion matrix (rows true, columns predicted):")
     for row in matrix:
         print(" ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def _sweep_parser(sub):
+    sweep = sub.add_parser("sweep", help="train a grid of models in one pass and keep the best on the validation split",
+                           description="Train every combination of learning rate, weight decay, learning-rate decay "
+                                       "and seed in one compiled pass, measure each on the validation split and the "
+                                       "test set, and mark the best by validation accuracy.")
+    _data_options(sweep)
+    sweep.add_argument("--learning-rate", type=_values(_positive(float)), default=[0.05, 0.1, 0.5], metavar="R,R,...",
+                       help="learning rates (default: 0.05,0.1,0.5)")
+    sweep.add_argument("--weight-decay", type=_values(_nonnegative(float)), default=[0.0], metavar="D,D,...",
+                       help="L2 penalties (default: 0)")
+    sweep.add_argument("--lr-decay", type=_values(_nonnegative(float)), default=[0.0], metavar="D,D,...",
+                       help="inverse-time learning-rate decays per epoch (default: 0)")
+    sweep.add_argument("--seeds", type=_seeds, default=[0], metavar="A-B|S,S,...",
+                       help="seeds of the batch order: a range 0-4 or a list 0,3,7 (default: 0)")
+    length = sweep.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive(int), help="SGD steps of every model (default 1000)")
+    length.add_argument("--epochs", type=_positive(float), help="passes over the training split")
+    sweep.add_argument("--batch-size", type=_positive(int), default=100, help="rows per SGD step (default: 100)")
+    sweep.add_argument("--average", nargs="?", const=HALF_OF_THE_RUN, type=_nonnegative(int), metavar="N",
+                       help="averaged SGD from N samples on; without N, over each run's second half")
+    sweep.add_argument("--backend", choices=list(BACKENDS), default="cpu", help="kernels to train on (default: cpu)")
+    sweep.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                       help="dtype of the weights (default: float32)")
+    sweep.add_argument("--output", type=Path, help="directory for the best model (model.npz) and sweep.png")
+    sweep.add_argument("--json", action="store_true", help="print one JSON object (runs, best) instead of text")
+
+
+def _values(kind):
+    """A comma-separated list of ``kind`` values, for the sweep's axes."""
+    def parse(text):
+        parts = [part.strip() for part in text.split(",")]
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"give values separated by commas, got {text!r}")
+        return [kind(part) for part in parts]
+    return parse
+
+
+def _seeds(text):
+    """``A-B`` (both included) or ``S,S,...``: seeds >= 0."""
+    try:
+        if "-" in text.strip("-") and "," not in text:
+            low, high = (int(part) for part in text.split("-"))
+            seeds = list(range(low, high + 1))
+        else:
+            seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give seeds as a range A-B or a list S,S,..., got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"seeds must be integers >= 0, at least one, got {text!r}")
+    return seeds
+
+
+def cmd_sweep(args) -> int:
+    from .model_selection import sweep
+
+    get_backend(args.backend)
+    if args.output:
+        _output_directory(args.output)
+    data = _load(args, 0)
+    train, val, test = data.train, data.validation, data.test
+    if not val.num_examples:
+        raise InputError(f"dataset {data.name!r} has no validation split to choose the best model on")
+    batch = min(args.batch_size, train.num_examples)
+    average = args.average
+    if average == HALF_OF_THE_RUN:
+        average = run_length(args.steps, args.epochs, None, train.num_examples, args.batch_size) * batch // 2
+    start = time.perf_counter()
+    runs, best, models = sweep(
+        train.pixels, train.class_indices, val.pixels, val.class_indices, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, lr_decay=args.lr_decay, seed=args.seeds, test=(test.pixels, test.class_indices),
+        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, average=_model_average(average),
+        backend=args.backend, dtype=args.dtype, progress=bool(sys.stderr.isatty() and not args.json))
+    seconds = time.perf_counter() - start
+    result = {"dataset": data.name, "backend": args.backend, "dtype": args.dtype, "steps": models[0].steps_done,
+              "batch_size": args.batch_size, "models": len(runs), "seconds": round(seconds, 3),
+              "runs": runs, "best": {"index": best, **runs[best]}}
+    if args.output:
+        written = [str(models[best].save(args.output / "model.npz"))]
+        try:
+            from . import plots
+        except ImportError as exc:
+            print(f"warning: picture skipped ({exc}); pip install 'fastsoftmax[plot]'", file=sys.stderr)
+        else:
+            written.append(str(plots.sweep(runs, args.output / "sweep.png", best=best, dataset=data.name)))
+        result["outputs"] = written
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"dataset {data.name}, backend {args.backend} ({args.dtype}): {len(runs)} models of {result['steps']} "
+          f"steps of {args.batch_size} in one pass, {seconds:.2f} s")
+    print(f"  {'learning_rate':>13} {'weight_decay':>12} {'lr_decay':>8} {'seed':>4} {'validation':>10} {'test':>6}")
+    for i, run in enumerate(runs):
+        print(f"{'*' if i == best else ' '} {run['learning_rate']:>13g} {run['weight_decay']:>12g} "
+              f"{run['lr_decay']:>8g} {run['seed']:>4} {run['validation_accuracy']:>10.4f} {run['test_accuracy']:>6.4f}")
+    print(f"best (*) by validation accuracy: learning rate {runs[best]['learning_rate']:g}, weight decay "
+          f"{runs[best]['weight_decay']:g}, lr decay {runs[best]['lr_decay']:g}, seed {runs[best]['seed']}")
+    for path in result.get("outputs", []):
+        print(f"wrote {path}")
     return 0
 
 

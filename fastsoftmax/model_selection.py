@@ -411,3 +411,58 @@ def _masked_params(candidates):
         for c, value in values.items():
             masked[c] = value
         yield name, masked
+
+
+# ---------------------------------------------------------------------- a sweep on a held-out split
+
+
+def sweep(X, y, X_val, y_val, *, learning_rate, weight_decay=(0.0,), seed=(0,), lr_decay=(0.0,), test=None,
+          steps=None, epochs=None, **fixed):
+    """Train every combination of the given values in one pass and measure each on a held-out split.
+
+    The grid is every combination of ``learning_rate``, ``weight_decay``, ``lr_decay`` and
+    ``seed`` (in that nesting, the seed innermost), each a :class:`~fastsoftmax.SoftmaxRegression`
+    with the ``fixed`` parameters (``batch_size``, ``average``, ``backend``, ``dtype``, ...),
+    trained together by :func:`~fastsoftmax.fit_many` (models of one seed share their batch
+    order) and measured by one ``predict_many`` per split.
+
+    Parameters
+    ----------
+    X, y : the training rows and labels
+    X_val, y_val : the held-out rows that pick the best model
+    learning_rate, weight_decay, seed, lr_decay : sequences of values
+    test : tuple (X_test, y_test), optional
+        Also measured, and reported; never used to choose.
+    steps, epochs : as :meth:`SoftmaxRegression.fit`
+    **fixed : the other parameters of every model
+
+    Returns
+    -------
+    runs : list of dict
+        One per model, in grid order: its ``learning_rate``, ``weight_decay``, ``lr_decay``,
+        ``seed``, ``average``, ``validation_accuracy`` and ``test_accuracy`` (None without ``test``).
+    best : int
+        The index of the run with the highest validation accuracy (the first of equals).
+    models : list of SoftmaxRegression
+        The fitted models, in grid order.
+    """
+    axes = {"learning_rate": learning_rate, "weight_decay": weight_decay, "lr_decay": lr_decay, "seed": seed}
+    for name, values in axes.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or len(values) == 0:
+            raise InputError(f"{name} must be a non-empty list of values, got {validation.short(values)}")
+    grid = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    models = [SoftmaxRegression(**fixed, **params) for params in grid]
+    training.fit(models, X, y, steps=steps, epochs=epochs)
+    scored = {"validation_accuracy": (X_val, y_val)}
+    if test is not None:
+        scored["test_accuracy"] = test
+    accuracy = {}
+    for key, (rows, truth) in scored.items():
+        checked_rows = validation.features(rows, key.split("_")[0], models[0]._state.W.dtype,
+                                           models[0].n_features_in_)
+        accuracy[key] = _scores(models, checked_rows, truth, None)
+    runs = [{**params, "average": models[i].average, "validation_accuracy": accuracy["validation_accuracy"][i],
+             "test_accuracy": accuracy["test_accuracy"][i] if test is not None else None}
+            for i, params in enumerate(grid)]
+    best = int(np.argmax([run["validation_accuracy"] for run in runs]))
+    return runs, best, models

@@ -160,6 +160,48 @@ def curves(history, path=None, *, average_start=None, title=None, dataset=None):
     return _save(fig, path, tight=False)
 
 
+def sweep(runs, path=None, *, best=None, dataset=None):
+    """Validation accuracy against the learning rate (log scale): a line per weight decay (and learning-rate
+    decay) through the mean over seeds, the seeds' range as a band around it, the best run marked.
+
+    ``runs`` as :func:`fastsoftmax.model_selection.sweep` returns them; ``best`` its index.
+    """
+    if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
+        raise InputTypeError(f"runs must be a non-empty list of dicts, got {type(runs).__name__}")
+    lines = {}
+    for run in runs:
+        lines.setdefault((run["weight_decay"], run["lr_decay"]), {}).setdefault(run["learning_rate"], []).append(
+            run["validation_accuracy"])
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    several_decays = len({key[1] for key in lines}) > 1
+    for (weight_decay, lr_decay), by_rate in sorted(lines.items()):
+        rates = sorted(by_rate)
+        values = [np.asarray(by_rate[r]) for r in rates]
+        label = f"weight decay {weight_decay:g}" + (f", lr decay {lr_decay:g}" if several_decays else "")
+        (line,) = ax.plot(rates, [v.mean() for v in values], marker="o", label=label)
+        if max(v.size for v in values) > 1:
+            ax.fill_between(rates, [v.min() for v in values], [v.max() for v in values], color=line.get_color(),
+                            alpha=0.18, linewidth=0)
+    seeds = len({run["seed"] for run in runs})
+    if best is not None:
+        chosen = runs[best]
+        ax.plot([chosen["learning_rate"]], [chosen["validation_accuracy"]], marker="*", markersize=16, color="gold",
+                markeredgecolor="black", linestyle="none",
+                label=f"best: {chosen['validation_accuracy']:.4f} (seed {chosen['seed']})")
+    ax.set_xscale("log")
+    rates = sorted({run["learning_rate"] for run in runs})
+    ax.set_xticks(rates, [f"{r:g}" for r in rates])
+    ax.minorticks_off()
+    ax.margins(x=0.08, y=0.12)  # the markers (and the best run's star) inside the frame
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("validation accuracy")
+    what = f"mean over {seeds} seeds, the band their range" if seeds > 1 else "one seed"
+    ax.set_title(f"{dataset + ': ' if dataset else ''}validation accuracy by learning rate\n({what})", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    return _save(fig, path)
+
+
 def _draw_losses(ax, losses, sgd_only):
     steps = np.arange(1, losses.size + 1)
     whose = ", plain SGD weights" if sgd_only else ""
