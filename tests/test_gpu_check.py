@@ -29,6 +29,7 @@ def _load(name):
 gpu_check = _load("gpu_check")
 gpu_preflight = _load("gpu_preflight")
 gpu_measure = _load("gpu_measure")
+gpu_results = _load("gpu_results")
 
 EVERY_OUT_FILE = {"summary.json", "versions.json", "kernel-times.json", "gpu-bench.json", "logs.tar.gz"}
 
@@ -183,8 +184,8 @@ def _kernel_times(count):
     return {"kernels": [{"variant": "cuda-u8" if i % 2 else "cuda-f32", "operation": "predict", "rows": 1_000_000,
                          "kernel_s": 3.1e-4 + i * 1e-6, "gbs": 2600.0, "share_of_copy_bandwidth": 0.78,
                          "call_s": 2.1e-3, "queued_ahead": True} for i in range(count)],
-            "training": [{"variant": "cuda-u8", "call_s": 4.1e-3, "call_event_s": 3.9e-3, "kernel_s": 3.2e-3,
-                          "path": "cooperative (1 launches)", "clocks": {"sm_mhz": 1980.0}}]}
+            "training": [{"variant": "cuda-u8", "steps": 1000, "batch": 100, "call_s": 4.1e-3, "call_event_s": 3.9e-3,
+                          "kernel_s": 3.2e-3, "path": "cooperative (1 launches)", "clocks": {"sm_mhz": 1980.0}}]}
 
 
 def _bench(count):
@@ -256,6 +257,15 @@ def test_preflight_without_a_gpu_fails_fast_in_one_line(tmp_path):
     found = json.loads((tmp_path / "versions.json").read_text())
     assert found["ok"] is False and found["line"] == done.stdout.strip()
     assert found["packages"]["numba-cuda"] and found["libraries"]["nvvm"]["version"]
+
+
+@pytest.mark.skipif(_no_gpu_here(), reason="needs an NVIDIA GPU and driver")
+def test_preflight_on_a_gpu_passes_in_one_line(tmp_path):
+    done, seconds = _preflight("--json", str(tmp_path / "versions.json"), NUMBA_ENABLE_CUDASIM="0")
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.startswith("preflight ok: ") and "32-block grid sync ok" in done.stdout
+    assert seconds < 30
+    assert json.loads((tmp_path / "versions.json").read_text())["device"]["compute_capability"]
 
 
 def test_preflight_without_numba_cuda_fails_in_one_line_before_importing_anything():
@@ -395,6 +405,60 @@ def test_the_steps_fit_the_budget_and_the_budget_fits_six_minutes():
     assert c.MIN_TIMING_S <= c.TIMING_S and c.NCU_MIN_S <= c.NCU_S
     # a step stopped at the deadline gets 10 s more to end (SIGINT, then SIGKILL)
     assert c.BUDGET_S + 10 + 30 <= 6 * 60
+
+
+# ---------------------------------------------------------------- filing what came back
+
+
+def _returned(folder: Path, mode="GPU", failed=()):
+    """A GPU run's returned files, as the check writes them."""
+    from fastsoftmax.benchmark import report
+
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"mode": mode, "failed": list(failed)}))
+    times = {"device": "NVIDIA H100 80GB HBM3 (compute capability 9.0)", "dry_run": mode != "GPU",
+             "complete": True, "copy_gbs": 3350.0, **_kernel_times(0)}
+    times["kernels"] = [{"variant": v, "operation": "predict", "rows": 1_000_000, "kernel_s": s, "gbs": g,
+                         "share_of_copy_bandwidth": g / 3350.0, "call_s": 2.1e-3, "clocks": {"sm_mhz": 1980.0}}
+                        for v, s, g in (("cuda-u8", 3.1e-4, 2529.0), ("cuda-f32", 1.1e-3, 2860.0))]
+    (folder / "kernel-times.json").write_text(json.dumps(times))
+    machine = {"cpu": "Intel(R) Xeon(R) Platinum 8480+", "cpu_vendor": "GenuineIntel", "cpu_family": 6,
+               "cpu_model": 143, "cpu_microarchitecture": "Sapphire Rapids", "logical_cores": 16,
+               "gpu": "GPU NVIDIA H100 80GB HBM3 (compute capability 9.0)", "numpy": "2.2", "numba": "0.61",
+               "peak_gflops": 2000.0, "bandwidth_gbs": 200.0, "gpu_bandwidth_gbs": 3350.0}
+    result = {"workload": "w1", "title": "W1", "variant": "cuda-u8", "backend": "cuda", "rounds": 5,
+              "median_s": 4.1e-3, "iqr_s": 1e-4, "min_s": 4e-3, "speedup": 40.0, "gflops": 760.0, "gbs": 19.0}
+    report.save(folder / "gpu-bench.json", [result], machine, {"dataset": "fashion-mnist", "rounds": 5})
+    return machine
+
+
+def test_a_gpu_run_is_filed_under_the_machines_name_with_its_kernel_table(tmp_path, capsys):
+    from fastsoftmax.benchmark.machine import results_name
+
+    machine = _returned(tmp_path / "returned")
+    results = tmp_path / "results"
+    assert gpu_results.main([str(tmp_path / "returned"), "--results", str(results)]) == 0
+    name = results_name(machine)
+    assert name.endswith("-16core-gpu")
+    assert (results / f"{name}.json").read_bytes() == (tmp_path / "returned" / "gpu-bench.json").read_bytes()
+    assert json.loads((results / "gpu-kernel-times" / f"{name}.json").read_text())["copy_gbs"] == 3350.0
+    printed = capsys.readouterr().out
+    assert "| | `cuda-u8` | `cuda-f32` |" in printed
+    assert "| predict, 1,000,000 rows | 0.31 ms, 2529 GB/s (75% of copy); call 2.1 ms | 1.1 ms, 2860 GB/s (85% " \
+           "of copy); call 2.1 ms |" in printed
+    assert "| W1, 1000 steps of 100 | call 4.1 ms; kernel 3.2 ms (cooperative (1 launches)) |  |" in printed
+    assert "SM clock 1980-1980 MHz" in printed and "python -m fastsoftmax.benchmark.report" in printed
+
+
+@pytest.mark.parametrize("mode, failed, refusal", [
+    ("dry run (simulator, nothing timed)", (), "holds a dry run (simulator, nothing timed) run"),
+    ("GPU", ("tests",), "the run failed (tests)"),
+])
+def test_a_dry_run_or_a_failed_run_is_not_filed(tmp_path, capsys, mode, failed, refusal):
+    _returned(tmp_path / "returned", mode, failed)
+    assert gpu_results.main([str(tmp_path / "returned"), "--results", str(tmp_path / "results")]) == 1
+    assert refusal in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
 
 
 # ---------------------------------------------------------------- the whole check, here
