@@ -285,9 +285,13 @@ class TrainingLaunches:
     helper, ``cuda._launch``, in this process only, for the duration of a ``with`` block."""
 
     def __init__(self, k):
+        from fastsoftmax.kernels import _cuda_training
+
         self.k, self.cuda = k, k.cuda
-        self.paths = {id(k._train_cooperative_kernel): "cooperative", id(k._train_parts_kernel): "steps",
-                      id(k._train_update_kernel): "steps"}
+        # every kernel of the training module: the cooperative one, or those of the per-step path
+        self.paths = {id(value): "cooperative" if "cooperative" in name else "steps"
+                      for name, value in vars(_cuda_training).items()
+                      if name.endswith("_kernel") and hasattr(value, "overloads")}
         self.reset()
 
     def __enter__(self):
