@@ -66,8 +66,8 @@ class DataNotFoundError(FastSoftmaxError, OSError):
     attempts : tuple of (str, str)
         ``(url, reason)`` for each download tried, all failed; empty when none was.
     download_off : str or None
-        Why nothing was downloaded (``"download=False"``, ``"FASTSOFTMAX_OFFLINE=1"``),
-        or None when downloading was allowed.
+        Why nothing was downloaded (``"download=False"``, ``"FASTSOFTMAX_OFFLINE=1"``,
+        ``"the dataset lists no mirrors"``), or None when downloads were tried.
     available : dict
         Other datasets whose files (those that were asked for) are all on this
         machine: name -> the directory holding them.

@@ -187,3 +187,18 @@ def test_any_mirror_list_gives_the_file_or_the_librarys_error_and_leaves_nothing
         assert hashlib.sha256(path.read_bytes()).hexdigest() == LABELS.sha256
         assert leftovers(target) == [LABELS.filename]
         shutil.rmtree(target)
+
+
+def test_a_dataset_of_ones_own_without_mirrors_says_there_is_nothing_to_download_from(tmp_path, monkeypatch):
+    from fastsoftmax.data.dataset import read_test_set
+
+    monkeypatch.setattr("fastsoftmax.data.fetch.SYSTEM_DATA_ROOT", tmp_path / "none")
+    spec = DatasetSpec("local-only", (), dict(MNIST.files))
+    with pytest.raises(fs.DataNotFoundError, match="nothing to download them from: the dataset lists no mirrors") \
+            as info:
+        read_test_set(dataset=spec)
+    assert info.value.download_off == "the dataset lists no mirrors" and info.value.attempts == ()
+    assert "allow downloading" not in str(info.value)
+    with pytest.raises(fs.DataNotFoundError, match="does not exist, and nothing would be downloaded into it"):
+        read_test_set(tmp_path / "MNIST_data", dataset=spec)
+    assert not (tmp_path / "MNIST_data").exists()

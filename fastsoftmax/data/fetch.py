@@ -43,6 +43,9 @@ DOWNLOAD_TIMEOUT_S = 30.0
 #: Bytes per read from the network.
 CHUNK_BYTES = 1 << 16
 
+#: Why nothing is downloaded for a dataset (a ``DatasetSpec`` of one's own) with no mirrors.
+NO_MIRRORS = "the dataset lists no mirrors"
+
 #: Debian packages that install a dataset under ``SYSTEM_DATA_ROOT``.
 SYSTEM_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 
@@ -344,8 +347,9 @@ def locate(spec: DatasetSpec, data_dir=None, *, parts=PARTS, download=True, mirr
         ``parts`` is empty or names something that is not one of ``PARTS``.
     """
     parts = _parts(parts)
-    download_off = None if download and not offline() else ("download=False" if not download
-                                                             else "FASTSOFTMAX_OFFLINE=1")
+    mirrors = spec.mirrors if mirrors is None else mirrors
+    download_off = ("download=False" if not download else "FASTSOFTMAX_OFFLINE=1" if offline()
+                    else None if mirrors else NO_MIRRORS)
     dirs = search_dirs(spec, data_dir)
     if data_dir is not None:
         _check_data_dir(spec, data_dir, dirs, download_off)
@@ -360,10 +364,10 @@ def locate(spec: DatasetSpec, data_dir=None, *, parts=PARTS, download=True, mirr
             if found[part] is not None:
                 continue
             try:
-                found[part] = download_file(spec.file(part), spec.mirrors if mirrors is None else mirrors, dest,
-                                            progressbar=progressbar, unreachable=unreachable)
+                found[part] = download_file(spec.file(part), mirrors, dest, progressbar=progressbar,
+                                            unreachable=unreachable)
             except DownloadError as exc:
-                attempts += exc.attempts or [("(no mirrors)", "the dataset lists no mirrors")]
+                attempts += exc.attempts
             except OSError as exc:
                 attempts.append((str(dest), f"cannot write there: {exc.strerror or exc}"))
         if all(found.values()):
@@ -389,8 +393,7 @@ def _check_data_dir(spec, data_dir, dirs, download_off) -> None:
     if os.path.lexists(data_dir):
         problem = f"data_dir {data_dir} is not a directory"
     elif download_off is not None:
-        problem = (f"data_dir {data_dir} does not exist; downloading is off ({download_off}), "
-                   f"so nothing would be put there")
+        problem = f"data_dir {data_dir} does not exist, and nothing would be downloaded into it ({download_off})"
     else:
         return  # the first download makes it
     raise DataNotFoundError(problem, dataset=spec.name, searched=dirs, download_off=download_off,
@@ -422,14 +425,16 @@ def mirror_failures(attempts) -> list:
 def _missing_message(spec, missing, dirs, download_off, attempts, available) -> str:
     lines = [f"dataset {spec.name!r}: missing {', '.join(missing)}",
              "looked in: " + ", ".join(str(d) for d in dirs)]
-    if download_off is not None:
+    if download_off == NO_MIRRORS:
+        lines.append(f"nothing to download them from: {NO_MIRRORS}")
+    elif download_off is not None:
         lines.append(f"downloading is off ({download_off})")
     elif attempts:
         lines.append("download failed: " + "; ".join(f"{m} ({reason})" for m, reason in mirror_failures(attempts)))
     for name, where in available.items():
         lines.append(f"on this machine instead: dataset={name!r}, in {where}")
     fix = "to provide them: put the files in a directory and pass it as data_dir, or point FASTSOFTMAX_DATA at it"
-    if download_off is not None:
+    if download_off is not None and download_off != NO_MIRRORS:
         fix += "; or allow downloading (download=True, FASTSOFTMAX_OFFLINE unset) on a machine online"
     lines.append(fix)
     if spec.name in SYSTEM_PACKAGES:
