@@ -1,7 +1,9 @@
-"""The ``fastsoftmax`` command line: ``train``, ``evaluate``, ``info``.
+"""The ``fastsoftmax`` command line: ``train``, ``evaluate``, ``info``, ``bench``.
 
-The only layer that prints. Library errors become one ``error:`` line and exit
-status 1; wrong arguments get argparse's usage message and status 2.
+The only layer that prints. Library errors become one ``error:`` line (a missing
+dataset a few lines, ending with how to provide it) and exit status 1; wrong
+arguments get argparse's usage message and status 2. Library warnings and log
+records of level WARNING and above are one ``warning:`` line each.
 """
 
 from __future__ import annotations
@@ -9,23 +11,32 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
+import math
 import os
 import platform
+import shlex
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from . import __version__
+from ._atomic import is_dir
 from .data import DATASETS, read_data_sets
-from .data.fetch import cache_root, find_file, search_dirs
-from .errors import FastSoftmaxError, InputError
+from .data.dataset import read_test_set
+from .data.fetch import SYSTEM_PACKAGES, cache_root, find_file, mirror_failures, search_dirs
+from .errors import DataNotFoundError, FastSoftmaxError, InputError
 from .kernels import BACKENDS, backend_problem, get_backend
 from .model import SoftmaxRegression
 from .model.parameters import run_length
 
+DESCRIPTION = ("Softmax regression on MNIST-format data, as in TensorFlow's MNIST tutorial: train a model, "
+               "evaluate one, show what this machine has (info), time the kernels (bench).")
 
 #: Seconds of compiling after which the CLI says what it is doing (a warm cache loads in about 0.2 s).
 COMPILE_NOTICE_AFTER_S = 1.0
@@ -64,73 +75,151 @@ CLASS_NAMES = {
                       "Ankle boot"),
 }
 
+#: How the datasets are written in sentences.
+TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+#: What each file of a dataset holds, in sentences.
+PART_NAMES = {"train_images": "training images", "train_labels": "training labels",
+              "test_images": "test images", "test_labels": "test labels"}
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help with each option's default after its text, where it has one (a default of
+    None or False is said in words by the help text itself, or means "off")."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default is None or default is False or default == argparse.SUPPRESS \
+                or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastsoftmax", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"fastsoftmax {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="fastsoftmax", description=DESCRIPTION, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fastsoftmax {__version__}",
+                        help="print fastsoftmax's version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train softmax regression (defaults: the TensorFlow tutorial)")
+    def command(name, help, description):
+        return sub.add_parser(name, help=help, description=description, formatter_class=_HelpFormatter)
+
+    train = command("train", "train softmax regression (defaults: the TensorFlow tutorial)",
+                    "Train softmax regression on a dataset's training split and report its accuracy on the "
+                    "validation and test splits. The defaults are the TensorFlow tutorial's recipe: 1000 SGD steps "
+                    "of 100 images at learning rate 0.5, from zero weights.")
     _data_options(train)
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=_positive(int), help="SGD steps (default 1000, the tutorial's)")
-    length.add_argument("--epochs", type=_positive(float), help="passes over the training split")
-    train.add_argument("--batch-size", type=_positive(int), default=100)
-    train.add_argument("--learning-rate", type=_positive(float), default=0.5)
-    train.add_argument("--lr-decay", type=_nonnegative(float), default=0.0,
-                       help="inverse-time decay of the rate per epoch")
-    train.add_argument("--weight-decay", type=_nonnegative(float), default=0.0, help="L2 penalty")
-    train.add_argument("--average", nargs="?", const=HALF_OF_THE_RUN, type=_nonnegative(int), metavar="N",
+    length.add_argument("--steps", type=_count(1), metavar="N",
+                        help="SGD steps (default: 1000, the tutorial's)")
+    length.add_argument("--epochs", type=_real(0, strict=True), metavar="E",
+                        help="passes over the training split, instead of --steps (may be fractional)")
+    train.add_argument("--batch-size", type=_count(1), default=100, metavar="N", help="images per SGD step")
+    train.add_argument("--learning-rate", type=_real(0, strict=True), default=0.5, metavar="RATE",
+                       help="SGD step size")
+    train.add_argument("--lr-decay", type=_real(0), default=0.0, metavar="D",
+                       help="inverse-time decay of the rate per epoch: RATE / (1 + D * epoch)")
+    train.add_argument("--weight-decay", type=_real(0), default=0.0, metavar="L2", help="L2 penalty on the weights")
+    train.add_argument("--average", nargs="?", const=HALF_OF_THE_RUN, type=_count(0), metavar="N",
                        help="averaged SGD: predict with the mean of the weights after each step once N samples "
-                            "have been seen; without N, from half the run's samples (the second half)")
+                            "have been seen; without N, from half the run's samples (the second half, the "
+                            "recommended setting); default: off, plain SGD")
     train.add_argument("--backend", choices=list(BACKENDS), default="cpu",
                        help="cpu (Numba), numpy (the reference) or cuda (a GPU, or NUMBA_ENABLE_CUDASIM=1)")
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--output", type=Path, help="directory for model.npz and pictures")
+    train.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                       help="floating-point type of the weights")
+    train.add_argument("--seed", type=_count(0), default=0, metavar="N",
+                       help="seed of the batch order: a seed gives the same weights on every run")
+    train.add_argument("--output", type=_path, metavar="DIR",
+                       help="directory for model.npz and the pictures (made if needed); default: write nothing")
     train.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
-    evaluate = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model")
-    evaluate.add_argument("model", type=Path)
-    _data_options(evaluate)
+    evaluate = command("evaluate", "accuracy, per-class accuracy and confusion matrix of a model",
+                       "Evaluate a saved model on a dataset's test split (only its two test files are needed). "
+                       "Test images of classes the model does not know count as wrong.")
+    evaluate.add_argument("model", type=_path, metavar="MODEL", help="a model file written by train --output")
+    _data_options(evaluate, what="the test set")
     evaluate.add_argument("--backend", choices=list(BACKENDS),
                           help="kernels to run on (default: the backend the model was trained with)")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
-    _sweep_parser(sub)
+    sweep = command("sweep", "train a grid of models in one pass and keep the best on the validation split",
+                    "Train every combination of learning rate, weight decay, learning-rate decay and seed in one "
+                    "compiled pass, measure each on the validation split and the test set, and mark the best by "
+                    "validation accuracy.")
+    _sweep_options(sweep)
 
-    sub.add_parser("info", help="versions, CPU, threading, cache and datasets found")
+    command("info", "versions, CPU, threading, cache and datasets found",
+            "Print versions, CPU features, Numba's threading layer, the cache directories, the datasets found "
+            "and where, and whether a GPU can be used.")
 
-    bench = sub.add_parser("bench", help="time the standard workloads on every usable backend")
+    bench = command("bench", "time the standard workloads on every usable backend",
+                    "Time the standard workloads (the tutorial's training run, predictions, single operations) "
+                    "on every implementation that runs here, side by side with a plain NumPy loop.")
     _data_options(bench, dataset="fashion-mnist")
-    bench.add_argument("--workloads", type=_names(lambda: [w.name for w in _bench().WORKLOADS]),
-                       help="comma-separated subset (default: all)")
-    bench.add_argument("--variants", type=_names(lambda: [v.name for v in _bench().VARIANTS]),
-                       help="comma-separated subset (default: every usable one)")
+    bench.add_argument("--workloads", type=_names(lambda: [w.name for w in _bench().WORKLOADS]), metavar="LIST",
+                       help="comma-separated subset of " + ", ".join(w.name for w in _bench().WORKLOADS)
+                            + " (default: all)")
+    bench.add_argument("--variants", type=_names(lambda: [v.name for v in _bench().VARIANTS]), metavar="LIST",
+                       help="comma-separated subset of " + ", ".join(v.name for v in _bench().VARIANTS)
+                            + " (default: every one usable here)")
     bench.add_argument("--quick", action="store_true",
                        help="leave out the heavy workloads (W2, 1M rows) and the compile-time probe")
     bench.add_argument("--no-compile-times", action="store_true",
                        help="leave out the compile-time probe (fresh processes compiling the CPU kernels)")
-    bench.add_argument("--rounds", type=_positive(int), default=7, help="rounds per measurement (median taken)")
-    bench.add_argument("--json", type=Path, metavar="FILE", help="save the results as JSON")
-    bench.add_argument("--compare", type=Path, metavar="FILE", help="show the change against a saved --json run")
-    bench.add_argument("--plot", type=Path, metavar="FILE", help="draw speed-ups as a bar chart (PNG)")
+    bench.add_argument("--rounds", type=_count(1), default=7, metavar="N", help="rounds per measurement (median taken)")
+    bench.add_argument("--json", type=_path, metavar="FILE", help="save the results as JSON")
+    bench.add_argument("--compare", type=_path, metavar="FILE", help="show the change against a saved --json run")
+    bench.add_argument("--plot", type=_path, metavar="FILE",
+                       help="draw the speed-ups as a bar chart (PNG; needs matplotlib, the plot extra)")
     return parser
 
 
-def _data_options(parser, dataset="mnist"):
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default=dataset)
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--offline", action="store_true", help="never download")
+def _data_options(parser, dataset="mnist", what="the dataset"):
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default=dataset, help="which dataset")
+    parser.add_argument("--data-dir", type=_path, metavar="DIR",
+                        help=f"directory holding {what}'s files, searched first (it must exist); "
+                             "downloads go there too. Default: look in $FASTSOFTMAX_DATA, /usr/share/datasets and "
+                             "the cache (fastsoftmax info lists what is found), downloading into the cache")
+    parser.add_argument("--offline", action="store_true", help="never download (also FASTSOFTMAX_OFFLINE=1)")
 
 
-def _positive(kind):
-    def parse(text):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+def _count(minimum):
+    """An argparse type: a whole number >= ``minimum``."""
+    def count(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
         return value
-    return parse
+    return count
+
+
+def _real(minimum, strict=False):
+    """An argparse type: a finite number above ``minimum`` (or at least it, unless ``strict``)."""
+    bound = f"> {minimum}" if strict else f">= {minimum}"
+
+    def number(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number {bound}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    return number
+
+
+def _path(text):
+    """An argparse type: a path, not empty (an unset shell variable would otherwise name the current directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a file or directory, got an empty string")
+    return Path(text)
 
 
 def _bench():
@@ -140,51 +229,155 @@ def _bench():
 
 
 def _names(known):
-    def parse(text):
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        unknown = [n for n in names if n not in known()]
-        if unknown or not names:
+    def names(text):
+        chosen = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in known()]
+        if unknown or not chosen:
             raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown) or 'empty list'}; "
                                              f"choose from {', '.join(known())}")
-        return names
-    return parse
-
-
-def _nonnegative(kind):
-    def parse(text):
-        value = kind(text)
-        if not value >= 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-        return value
-    return parse
+        return chosen
+    return names
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "info": cmd_info,
+                "bench": cmd_bench}
+    with _one_line_warnings():
+        try:
+            code = commands[args.command](args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            return code
+        except BrokenPipeError:
+            # Whoever read stdout stopped (``fastsoftmax info | head -1``): end quietly, as a program
+            # stopped by SIGPIPE does, with nothing more written to the closed pipe.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + 13
+        except DataNotFoundError as exc:
+            print(_data_not_found(exc, args, argv), file=sys.stderr)
+            return 1
+        except (FastSoftmaxError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Python warnings, and the library's log records of WARNING and above, as one
+    ``warning:`` (or ``error:``) line each on stderr, without a source line."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    class OneLine(logging.Formatter):
+        def format(self, record):
+            return f"{record.levelname.lower()}: {' '.join(record.getMessage().split())}"
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(OneLine())
+    logger = logging.getLogger("fastsoftmax")
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
     try:
-        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "info": cmd_info,
-                    "bench": cmd_bench}
-        return commands[args.command](args)
-    except FastSoftmaxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _check_data_dir(args) -> None:
+    """``--data-dir`` names where the data is: one that is not a directory is an error, not ignored."""
+    if args.data_dir is None or is_dir(args.data_dir):
+        return
+    problem = "not a directory" if os.path.lexists(args.data_dir) else "no such directory"
+    raise InputError(f"--data-dir {args.data_dir}: {problem}")
 
 
 def _load(args, seed=None):
+    _check_data_dir(args)
     return read_data_sets(args.data_dir, dataset=args.dataset, download=not args.offline, seed=seed,
                           progressbar=sys.stderr.isatty())
+
+
+def _data_not_found(exc: DataNotFoundError, args, argv) -> str:
+    """A missing dataset in the command line's words: what is missing and why, where it was
+    looked for, and how to provide it (a dataset that is here, --data-dir, $FASTSOFTMAX_DATA)."""
+    name = exc.dataset or args.dataset
+    spec = DATASETS.get(name)
+    if spec is None or not exc.missing:
+        return f"error: {exc}"
+    title = TITLES.get(name, name)
+    asked = [part for part, file in spec.files.items() if file.filename in exc.missing]
+    split_only = args.command == "evaluate"
+    if len(asked) == (2 if split_only else 4):
+        what = f"{title}'s test set is" if split_only else f"{title} is"
+    else:
+        what = f"{title}'s {_and(PART_NAMES[p] for p in asked)} are"
+    first = f"error: {what} not on this machine"
+    if exc.download_off:
+        first += f" (not downloaded: {'--offline' if args.offline else exc.download_off})"
+    elif exc.attempts:
+        failures = mirror_failures(exc.attempts)
+        if all(reason.startswith("cannot connect") for _, reason in failures):
+            reasons = sorted({reason.split(": ", 1)[-1] for _, reason in failures})
+            first += f", and it cannot be downloaded: no mirror could be reached ({'; '.join(reasons)})"
+        else:
+            first += ", and downloading it failed: " + "; ".join(
+                f"{urlsplit(mirror).netloc or mirror} ({reason})" for mirror, reason in failures)
+    lines = [first, "  looked in: " + ", ".join(_home(d) for d in exc.searched)]
+    for other, where in exc.available.items():
+        if split_only:
+            lines.append(f"  if the model was trained on {TITLES.get(other, other)}, whose test set is in {where}: "
+                         + _command_with(argv, "--dataset", other))
+        else:
+            lines.append(f"  {TITLES.get(other, other)} is on this machine, in {where}: "
+                         + _command_with(argv, "--dataset", other))
+    files = ", ".join(exc.missing)
+    lines.append(f"  {'or ' if exc.available else ''}put {files} in a folder and add --data-dir FOLDER "
+                 f"(or set FASTSOFTMAX_DATA=FOLDER)")
+    if exc.download_off and args.offline:
+        lines.append("  or, online, leave out --offline to download them")
+    if name in SYSTEM_PACKAGES:
+        lines.append(f"  or install it: apt-get install {SYSTEM_PACKAGES[name]}")
+    return "\n".join(lines)
+
+
+def _and(words) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _home(path: str) -> str:
+    home = str(Path.home())
+    return "~" + path[len(home):] if home not in ("", "/") and path.startswith(home + os.sep) else path
+
+
+def _command_with(argv, option: str, value: str) -> str:
+    """The command that was run, with ``option value`` in place of the option's own value."""
+    words, kept = list(argv), []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == option:
+            skip = True
+        elif not word.startswith(option + "="):
+            kept.append(word)
+    return "fastsoftmax " + shlex.join(kept + [option, value])
 
 
 def cmd_train(args) -> int:
     get_backend(args.backend)  # a backend that cannot run here is refused before any data is loaded
     if args.output:
-        _output_directory(args.output)  # and an output that cannot be written, before any training
+        _writable("--output", args.output, directory=True)  # and an output that cannot be written, before training
     timings = {}
     start = time.perf_counter()
     data = _load(args, args.seed)
@@ -216,8 +409,8 @@ def cmd_train(args) -> int:
     test_pred = model.predict(test.pixels)
     result = {
         "dataset": data.name, "backend": args.backend, "dtype": args.dtype, "steps": model.steps_done,
-        "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed,
-        "average": average,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate, "lr_decay": args.lr_decay,
+        "weight_decay": args.weight_decay, "seed": args.seed, "average": average,
         "validation_accuracy": model.history["val_accuracy"][-1] if validation else None,
         "test_accuracy": float(np.mean(test_pred == test.class_indices)),
         "final_loss": float(np.mean(model.history["loss"][-100:])),
@@ -265,14 +458,22 @@ def _write_outputs(directory: Path, model, labels, predictions, class_names=None
     return written
 
 
-def confusion_matrix(labels, predictions, n_classes) -> np.ndarray:
-    """``[true, predicted]`` counts, int64 ``[C, C]``."""
-    return np.bincount(labels * n_classes + predictions, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+def confusion_matrix(labels, predictions, n_classes, n_predicted=None) -> np.ndarray:
+    """``[true, predicted]`` counts, int64 ``[n_classes, n_predicted]`` (square by default).
+
+    ``labels`` in ``[0, n_classes)``; ``predictions`` in ``[0, n_predicted)``, or -1 for a row
+    that counts in no column.
+    """
+    n_predicted = n_classes if n_predicted is None else n_predicted
+    known = predictions >= 0
+    cells = labels[known] * n_predicted + predictions[known]
+    return np.bincount(cells, minlength=n_classes * n_predicted).reshape(n_classes, n_predicted)
 
 
 def _print_summary(r):
     print(f"dataset {r['dataset']}, backend {r['backend']} ({r['dtype']}), {r['steps']} steps of "
-          f"{r['batch_size']} at learning rate {r['learning_rate']}"
+          f"{r['batch_size']} at learning rate {r['learning_rate']}, lr decay {r['lr_decay']}, "
+          f"weight decay {r['weight_decay']}, seed {r['seed']}"
           + (f", weights averaged once {r['average']} samples were seen" if r["average"] is not None else ""))
     if r["validation_accuracy"] is not None:
         print(f"validation accuracy  {r['validation_accuracy']:.4f}")
@@ -287,49 +488,98 @@ def cmd_evaluate(args) -> int:
     if args.backend:
         get_backend(args.backend)
     model = SoftmaxRegression.load(args.model, backend=args.backend)
-    test = _load(args).test
-    predictions = model.predict(test.pixels)
-    matrix = confusion_matrix(test.class_indices, predictions, model.n_classes)
-    per_class = (np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)).tolist()
-    result = {"model": str(args.model), "dataset": args.dataset,
-              "accuracy": float(np.mean(predictions == test.class_indices)),
-              "per_class_accuracy": per_class, "confusion_matrix": matrix.tolist()}
+    _check_data_dir(args)
+    test = read_test_set(args.data_dir, dataset=args.dataset, download=not args.offline,
+                         progressbar=sys.stderr.isatty())
+    if test.num_examples == 0:
+        raise InputError(f"the {args.dataset} test set has no images to evaluate on")
+    names = list(CLASS_NAMES.get(args.dataset) or [str(k) for k in range(test.num_classes)])
+    labels = model.classes_.tolist()
+    column_of_class = [_model_column(k, name, labels) for k, name in enumerate(names)]
+    # Columns: the model's classes that are the dataset's, in the dataset's order (a model of every
+    # class gives a square matrix with the right answers on its diagonal), then any others it has.
+    order = [c for c in column_of_class if c >= 0]
+    order += [c for c in range(len(labels)) if c not in order]
+    place = np.empty(len(labels), np.int64)
+    place[order] = np.arange(len(labels))
+    predictions = place[_columns_of(model.predict(test.pixels), labels)]
+    truth = np.array([place[c] if c >= 0 else -1 for c in column_of_class])  # -1: always wrong
+    matrix = confusion_matrix(test.class_indices, predictions, len(names), len(labels))
+    counts = matrix.sum(axis=1)
+    per_class = [float(matrix[k, truth[k]] / max(counts[k], 1)) if truth[k] >= 0 else 0.0 for k in range(len(names))]
+    unknown = [name for k, name in enumerate(names) if truth[k] < 0 and counts[k]]
+    columns = [names[column_of_class.index(c)] if c in column_of_class else str(labels[c]) for c in order]
+    result = {"model": str(args.model), "dataset": args.dataset, "images": test.num_examples,
+              "accuracy": float(np.mean(predictions == truth[test.class_indices])), "classes": names,
+              "per_class_accuracy": per_class, "unknown_classes": unknown,
+              "model_classes": [labels[c] for c in order], "confusion_matrix": matrix.tolist()}
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{args.model} on {args.dataset} test: accuracy {result['accuracy']:.4f}")
-    names = CLASS_NAMES.get(args.dataset) or [str(c) for c in range(len(per_class))]
+    print(f"{args.model} on {args.dataset} test: accuracy {result['accuracy']:.4f} ({test.num_examples} images)")
+    if unknown:
+        print(f"the model does not know {len(unknown)} of the test set's classes ({', '.join(unknown)}): "
+              f"their {int(sum(counts[names.index(n)] for n in unknown))} images count as wrong")
     print("per class: " + "  ".join(f"{name}:{a:.3f}" for name, a in zip(names, per_class)))
-    print("confusion matrix (rows true, columns predicted):")
-    for row in matrix:
-        print(" ".join(f"{v:5d}" for v in row))
+    print("confusion matrix (rows: true class, columns: the model's predicted class):")
+    print(_matrix_text(matrix, names, columns))
     return 0
 
 
-def _sweep_parser(sub):
-    sweep = sub.add_parser("sweep", help="train a grid of models in one pass and keep the best on the validation split",
-                           description="Train every combination of learning rate, weight decay, learning-rate decay "
-                                       "and seed in one compiled pass, measure each on the validation split and the "
-                                       "test set, and mark the best by validation accuracy.")
+def _model_column(index: int, name: str, model_classes: list) -> int:
+    """The model's column for the dataset's class ``index`` (named ``name``), or -1.
+
+    A model's class matches by number (trained on class indices, or a subset of
+    them) or by name (trained on the class names, as strings, or on the indices
+    written as strings).
+    """
+    for column, label in enumerate(model_classes):
+        if isinstance(label, str):
+            if label in (name, str(index)):
+                return column
+        elif not isinstance(label, bool) and label == index:
+            return column
+    return -1
+
+
+def _columns_of(labels: np.ndarray, model_classes: list) -> np.ndarray:
+    """Predicted labels (elements of the model's ``classes_``) as its column indices, int64."""
+    column = {label: k for k, label in enumerate(model_classes)}
+    distinct, where = np.unique(labels, return_inverse=True)
+    return np.array([column[label] for label in distinct.tolist()], dtype=np.int64)[where.reshape(-1)]
+
+
+def _matrix_text(matrix: np.ndarray, rows: list, columns: list) -> str:
+    width = max([5] + [len(c) for c in columns] + [len(str(int(matrix.max(initial=0))))])
+    first = max(len(r) for r in rows)
+    lines = [" " * first + " " + " ".join(c.rjust(width) for c in columns)]
+    lines += [row.ljust(first) + " " + " ".join(f"{v:{width}d}" for v in values) for row, values in zip(rows, matrix)]
+    return "\n".join(lines)
+
+
+def _sweep_options(sweep):
     _data_options(sweep)
-    sweep.add_argument("--learning-rate", type=_values(_positive(float)), default=[0.05, 0.1, 0.5], metavar="R,R,...",
-                       help="learning rates (default: 0.05,0.1,0.5)")
-    sweep.add_argument("--weight-decay", type=_values(_nonnegative(float)), default=[0.0], metavar="D,D,...",
-                       help="L2 penalties (default: 0)")
-    sweep.add_argument("--lr-decay", type=_values(_nonnegative(float)), default=[0.0], metavar="D,D,...",
-                       help="inverse-time learning-rate decays per epoch (default: 0)")
+    sweep.add_argument("--learning-rate", type=_values(_real(0, strict=True)), default=[0.05, 0.1, 0.5],
+                       metavar="R,R,...", help="learning rates")
+    sweep.add_argument("--weight-decay", type=_values(_real(0)), default=[0.0], metavar="D,D,...",
+                       help="L2 penalties on the weights")
+    sweep.add_argument("--lr-decay", type=_values(_real(0)), default=[0.0], metavar="D,D,...",
+                       help="inverse-time decays of the learning rate per epoch")
     sweep.add_argument("--seeds", type=_seeds, default=[0], metavar="A-B|S,S,...",
-                       help="seeds of the batch order: a range 0-4 or a list 0,3,7 (default: 0)")
+                       help="seeds of the batch order: a range such as 0-4 (both included) or a list such as 0,3,7")
     length = sweep.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=_positive(int), help="SGD steps of every model (default 1000)")
-    length.add_argument("--epochs", type=_positive(float), help="passes over the training split")
-    sweep.add_argument("--batch-size", type=_positive(int), default=100, help="rows per SGD step (default: 100)")
-    sweep.add_argument("--average", nargs="?", const=HALF_OF_THE_RUN, type=_nonnegative(int), metavar="N",
-                       help="averaged SGD from N samples on; without N, over each run's second half")
-    sweep.add_argument("--backend", choices=list(BACKENDS), default="cpu", help="kernels to train on (default: cpu)")
+    length.add_argument("--steps", type=_count(1), metavar="N", help="SGD steps of every model (default: 1000)")
+    length.add_argument("--epochs", type=_real(0, strict=True), metavar="E",
+                        help="passes over the training split, instead of --steps")
+    sweep.add_argument("--batch-size", type=_count(1), default=100, metavar="N", help="images per SGD step")
+    sweep.add_argument("--average", nargs="?", const=HALF_OF_THE_RUN, type=_count(0), metavar="N",
+                       help="averaged SGD from N samples on; without N, over each run's second half; default: off")
+    sweep.add_argument("--backend", choices=list(BACKENDS), default="cpu",
+                       help="cpu (Numba), numpy (the reference) or cuda (a GPU, or NUMBA_ENABLE_CUDASIM=1)")
     sweep.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                       help="dtype of the weights (default: float32)")
-    sweep.add_argument("--output", type=Path, help="directory for the best model (model.npz) and sweep.png")
+                       help="floating-point type of the weights")
+    sweep.add_argument("--output", type=_path, metavar="DIR",
+                       help="directory for the best model (model.npz) and sweep.png; default: write nothing")
     sweep.add_argument("--json", action="store_true", help="print one JSON object (runs, best) instead of text")
 
 
@@ -363,7 +613,7 @@ def cmd_sweep(args) -> int:
 
     get_backend(args.backend)
     if args.output:
-        _output_directory(args.output)
+        _writable("--output", args.output, directory=True)
     data = _load(args, 0)
     train, val, test = data.train, data.validation, data.test
     if not val.num_examples:
@@ -383,6 +633,7 @@ def cmd_sweep(args) -> int:
               "batch_size": args.batch_size, "models": len(runs), "seconds": round(seconds, 3),
               "runs": runs, "best": {"index": best, **runs[best]}}
     if args.output:
+        _output_directory(args.output)
         written = [str(models[best].save(args.output / "model.npz"))]
         try:
             from . import plots
@@ -456,11 +707,42 @@ def _cuda_status() -> str:
     return f"simulated, {description}" if cuda.SIMULATED else f"GPU {description}"
 
 
+def _writable(option: str, path: Path, directory=False) -> None:
+    """Refuse, before a long run, a file (or a directory for files) that could not be written at its
+    end; nothing is made yet, so a run that fails before then leaves nothing behind."""
+    if directory:
+        if is_dir(path):
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise InputError(f"{option} {path}: cannot write in that directory")
+            return
+        if os.path.lexists(path):
+            raise InputError(f"{option} {path}: is a file, not a directory")
+    elif is_dir(path):
+        raise InputError(f"{option} {path}: is a directory; give a file name")
+    ancestor = path.parent
+    while not os.path.lexists(ancestor) and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not is_dir(ancestor):
+        raise InputError(f"{option} {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: cannot write in {ancestor}")
+
+
 def cmd_bench(args) -> int:
     from .benchmark import compile_times, machine, report
 
     bench = _bench()
     saved = report.load(args.compare) if args.compare else None  # a bad file fails before the long run
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401 - only whether it is there; report.plot draws
+        except ImportError as exc:
+            raise InputError(f"--plot needs matplotlib ({exc}): pip install 'fastsoftmax[plot]', "
+                             "or leave out --plot") from None
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None:
+            _writable(option, path)
+    _check_data_dir(args)
     variants = bench.usable_variants()
     if args.variants:
         missing = [n for n in args.variants if n not in {v.name for v in variants}]
@@ -470,17 +752,21 @@ def cmd_bench(args) -> int:
         variants = [v for v in variants if v.name in args.variants]
     loads = [w for w in bench.WORKLOADS if (not args.workloads or w.name in args.workloads)
              and not (args.quick and w.heavy)]
+    print(f"loading {args.dataset} ...", file=sys.stderr)
+    data = bench.Data(_load(args, seed=0))  # missing data fails before the probes
     gpu = next((v for v in variants if v.backend == "cuda"), None)
-    print("probing this machine's limits ...", file=sys.stderr)
+    print("measuring this machine's limits (float32 matrix product, copy bandwidth) ...", file=sys.stderr)
     info = machine.describe(gpu=_cuda_status() if gpu else None)
     if gpu:
         info["gpu_bandwidth_gbs"] = machine.cuda_copy_gbs()
     if not (args.quick or args.no_compile_times) and any(v.backend == "cpu" for v in variants):
         print("timing the CPU kernels' first calls in fresh processes (cold and warm cache) ...", file=sys.stderr)
         info["compile"] = compile_times.measure()
-    data = bench.Data(_load(args, seed=0))
-    results = bench.run(data, loads, variants, rounds=args.rounds,
-                        log=lambda m: print(m, file=sys.stderr) if sys.stderr.isatty() else None)
+    print(f"timing {len(loads)} workload(s) on {len(variants)} variant(s), {args.rounds} rounds each ...",
+          file=sys.stderr)
+    terminal = sys.stderr.isatty()
+    results = bench.run(data, loads, variants, rounds=args.rounds, progress=terminal,
+                        log=None if terminal else lambda line: print(line, file=sys.stderr, flush=True))
     report.add_shares(results, info)
     print(report.table(results, info))
     settings = {"dataset": data.name, "rounds": args.rounds, "quick": args.quick}
@@ -491,4 +777,27 @@ def cmd_bench(args) -> int:
         print(report.compare(results, saved))
     if args.plot:
         print(f"wrote {report.plot(args.plot, results, info)}")
+    print()
+    print(_bench_ending(results, args))
     return 0
+
+
+def _bench_ending(results: list, args) -> str:
+    """What the run says to someone choosing how to run fastsoftmax: the fastest variant of
+    each workload, and how to keep and compare the figures."""
+    if not results:
+        return "nothing was timed: none of the variants chosen runs these workloads here"
+    baseline = _bench().BASELINE
+    lines = [f"fastest here, and its speed-up over {baseline} (the plain NumPy loop):"]
+    for workload in dict.fromkeys(r["workload"] for r in results):
+        rows = [r for r in results if r["workload"] == workload]
+        best = min(rows, key=lambda r: r["median_s"])
+        ratio = f", {best['speedup']:.2f}x" if best.get("speedup") else ""
+        lines.append(f"  {best['title']}: {best['variant']} ({1e3 * best['median_s']:.3g} ms{ratio})")
+    lines.append("model-* is SoftmaxRegression as you would call it; *-u8 reads uint8 pixels (a split's .pixels), "
+                 "*-f32 float32 images.")
+    if args.json:
+        lines.append(f"a later run with --compare {shlex.quote(str(args.json))} shows what changed.")
+    else:
+        lines.append("--json FILE keeps these figures; a later run with --compare FILE shows what changed.")
+    return "\n".join(lines)

@@ -49,11 +49,60 @@ class DataReadError(DataFileError, OSError):
 
 
 class DataNotFoundError(FastSoftmaxError, OSError):
-    """Dataset files are missing and could not be downloaded."""
+    """Dataset files are missing and could not be downloaded.
+
+    The message says, in the Python API's terms, what is missing, where it was
+    looked for, what was tried and how to provide the files. The attributes hold
+    the same facts, so that a caller such as the command line can word its own.
+
+    Attributes
+    ----------
+    dataset : str or None
+        The dataset's name.
+    missing : tuple of str
+        Names of the files not found (as published, ``.gz``).
+    searched : tuple of str
+        The directories looked in, in order.
+    attempts : tuple of (str, str)
+        ``(url, reason)`` for each download tried, all failed; empty when none was.
+    download_off : str or None
+        Why nothing was downloaded (``"download=False"``, ``"FASTSOFTMAX_OFFLINE=1"``,
+        ``"the dataset lists no mirrors"``), or None when downloads were tried.
+    available : dict
+        Other datasets whose files (those that were asked for) are all on this
+        machine: name -> the directory holding them.
+    data_dir : str or None
+        The ``data_dir`` given, when it is itself the problem (it does not exist, or
+        is not a directory); None otherwise.
+    """
+
+    def __init__(self, message, *, dataset=None, missing=(), searched=(), attempts=(), download_off=None,
+                 available=None, data_dir=None):
+        super().__init__(message)
+        self.dataset = dataset
+        self.missing = tuple(missing)
+        self.searched = tuple(str(d) for d in searched)
+        self.attempts = tuple(attempts)
+        self.download_off = download_off
+        self.available = dict(available or {})
+        self.data_dir = None if data_dir is None else str(data_dir)
 
 
 class DownloadError(FastSoftmaxError, OSError):
-    """Every mirror failed for a file (HTTP error, timeout or checksum mismatch)."""
+    """Every mirror failed for a file (HTTP error, timeout or checksum mismatch).
+
+    Attributes
+    ----------
+    file : str or None
+        The name of the file that could not be downloaded.
+    attempts : tuple of (str, str)
+        ``(url, reason)`` for each mirror, in the order they were tried.
+    """
+
+    def __init__(self, message, *, file=None, attempts=()):
+        super().__init__(message)
+        self.file = file
+        self.attempts = tuple(attempts)
 
 
 class ModelFileError(FastSoftmaxError, ValueError):

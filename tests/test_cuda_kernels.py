@@ -35,6 +35,19 @@ def kern():
     return kernels_or_skip("cuda")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def brisk_simulator():
+    """The simulator runs every GPU thread as a Python thread, and its block manager polls them in
+    a loop: with Python's default 5 ms switch interval, each block barrier waits for the poller's
+    time slices. A short interval lets the threads run (a third of this file's time); results are
+    the same."""
+    interval = sys.getswitchinterval()
+    if cuda_simulated():
+        sys.setswitchinterval(5e-5)
+    yield
+    sys.setswitchinterval(interval)
+
+
 def problem(seed, n, f, c, dtype, pixels):
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 256, (n, f), dtype=np.uint8) if pixels else rng.standard_normal((n, f)).astype(dtype)
@@ -82,16 +95,23 @@ def test_weights_read_from_global_memory_when_they_do_not_fit_shared(kern, monke
     check_rows(kern, X, y, W, b)
 
 
-def test_packed_weights_layout():
-    from fastsoftmax.kernels._cuda_kernels import packed_weights
+@pytest.mark.parametrize("dtype, pack, vector", [(np.float32, 8, 4), (np.float32, 4, 4), (np.float32, 2, 2),
+                                                  (np.float64, 8, 2), (np.float64, 2, 2), (np.float32, 1, 1)])
+def test_packed_weights_layout(dtype, pack, vector):
+    """[class, part of the word, word, weight of the part]: consecutive words' vectors are adjacent,
+    so the eight lanes of a slot load one contiguous 128-byte run (no bank conflict)."""
+    from fastsoftmax.kernels._cuda_kernels import packed_weights, weight_vector
 
-    W = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
-    WT = packed_weights(W, 4).reshape(3, 2, 4)  # [class, word, pixel of the word]
-    for f in range(8):
-        for c in range(3):
-            assert WT[c, f // 4, f % 4] == W[f, c]
-    np.testing.assert_array_equal(packed_weights(W, 1).reshape(3, 8), W.T)
-    np.testing.assert_array_equal(packed_weights(W, 8).reshape(3, 8), W.T)
+    assert weight_vector(dtype, pack) == vector
+    F, C = 3 * pack, 5
+    W = np.arange(F * C, dtype=dtype).reshape(F, C)
+    WT = packed_weights(W, pack).reshape(C, pack // vector, F // pack, vector)
+    for f in range(F):
+        for c in range(C):
+            word, pixel = divmod(f, pack)
+            assert WT[c, pixel // vector, word, pixel % vector] == W[f, c]
+    lanes = [int(np.flatnonzero(packed_weights(W, pack) == W[word * pack, 2])[0]) for word in range(3)]
+    assert np.diff(lanes).tolist() == [vector, vector]  # one vector after the other
 
 
 def test_rows_are_read_in_the_widest_words_that_divide_them():

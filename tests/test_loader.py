@@ -278,3 +278,84 @@ def test_a_damaged_checksum_cache_entry_is_hashed_again_not_trusted(mnist_dir, t
         warnings.simplefilter("error")
         assert check_against_manifest(local, digests, spec, "mnist")
     assert entry.read_text() != sidecar  # rewritten
+
+
+# ---------------------------------------------------------------- the test split alone, data_dir, what is missing
+
+
+def test_the_test_set_alone_loads_where_only_it_is(mnist_dir, tmp_path, monkeypatch):
+    """read_test_set needs MNIST's two test files only (shared/data/mnist has no training images)."""
+    from fastsoftmax.data.dataset import read_test_set
+
+    monkeypatch.setattr("fastsoftmax.data.fetch.SYSTEM_DATA_ROOT", tmp_path / "none")
+    assert not (mnist_dir / "train-images-idx3-ubyte.gz").exists()
+    with pytest.raises(fs.DataNotFoundError):
+        fs.read_data_sets(mnist_dir, download=False)
+    test = read_test_set(mnist_dir, download=False, one_hot=True)
+    assert test.num_examples == 10000 and test.pixels.shape == (10000, 784)
+    assert test.class_indices[:5].tolist() == [7, 2, 1, 0, 4] and test.labels.shape == (10000, 10)
+
+
+def test_the_test_set_alone_is_the_same_split_with_the_same_batches(fashion_dir):
+    from fastsoftmax.data.dataset import read_test_set
+
+    whole = fs.read_data_sets(dataset="fashion-mnist", download=False, seed=3)
+    alone = read_test_set(dataset="fashion-mnist", download=False, seed=3)
+    np.testing.assert_array_equal(whole.test.pixels, alone.pixels)
+    np.testing.assert_array_equal(whole.test.class_indices, alone.class_indices)
+    np.testing.assert_array_equal(whole.test.batch_order(100, 150), alone.batch_order(100, 150))
+
+
+def test_read_test_set_refuses_what_read_data_sets_refuses(tmp_path):
+    from fastsoftmax.data.dataset import read_test_set
+
+    for bad in ({"one_hot": "yes"}, {"seed": -1}, {"mirrors": "http://127.0.0.1/"}, {"dataset": "cifar"},
+                {"data_dir": b"bytes"}, {"cache": None}):
+        with pytest.raises(fs.FastSoftmaxError):
+            read_test_set(**{"data_dir": tmp_path, "download": False, **bad})
+
+
+def test_a_missing_data_dir_with_downloading_off_is_an_error_naming_it(tmp_path, fashion_dir):
+    """Fashion-MNIST is on this machine, but data_dir names where the caller says it is."""
+    for download, env in ((False, None), (True, "1")):
+        with pytest.MonkeyPatch.context() as patch:
+            if env:
+                patch.setenv("FASTSOFTMAX_OFFLINE", env)
+            with pytest.raises(fs.DataNotFoundError, match="data_dir .*no-such-dir does not exist") as info:
+                fs.read_data_sets(tmp_path / "no-such-dir", dataset="fashion-mnist", download=download)
+        assert info.value.data_dir == str(tmp_path / "no-such-dir")
+        assert info.value.download_off == ("download=False" if not download else "FASTSOFTMAX_OFFLINE=1")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(fs.DataNotFoundError, match="a-file is not a directory"):
+        fs.read_data_sets(tmp_path / "a-file", dataset="fashion-mnist")
+
+
+def test_a_missing_data_dir_with_downloading_on_is_made_only_by_a_download(tmp_path, fashion_dir):
+    """The tutorial's read_data_sets("MNIST_data/"): with the files found elsewhere, nothing is made."""
+    data = fs.read_data_sets(tmp_path / "MNIST_data", dataset="fashion-mnist")
+    assert data.test.num_examples == 10000 and not (tmp_path / "MNIST_data").exists()
+
+
+def test_what_is_missing_is_said_in_the_apis_words_and_held_as_attributes(tmp_path, monkeypatch, fashion_dir):
+    system = tmp_path / "system"
+    system.mkdir()
+    (system / "fashion-mnist").symlink_to(fashion_dir)
+    monkeypatch.setattr("fastsoftmax.data.fetch.SYSTEM_DATA_ROOT", system)
+    monkeypatch.setenv("FASTSOFTMAX_OFFLINE", "1")
+    with pytest.raises(fs.DataNotFoundError) as info:
+        fs.read_data_sets(tmp_path)
+    error = info.value
+    assert error.dataset == "mnist" and error.download_off == "FASTSOFTMAX_OFFLINE=1" and error.attempts == ()
+    assert error.missing == tuple(MNIST.file(p).filename for p in ("train_images", "train_labels", "test_images",
+                                                                   "test_labels"))
+    assert error.searched[:2] == (str(tmp_path), str(tmp_path / "mnist")) and error.data_dir is None
+    assert error.available == {"fashion-mnist": str(system / "fashion-mnist")}
+    text = str(error)
+    assert "data_dir" in text and "FASTSOFTMAX_DATA" in text and "dataset='fashion-mnist'" in text
+    assert "--data-dir" not in text and "--dataset" not in text  # the command line words its own
+    # the test split alone: only its files are missing, and only datasets with a test set are offered
+    from fastsoftmax.data.dataset import read_test_set
+
+    with pytest.raises(fs.DataNotFoundError) as info:
+        read_test_set(tmp_path)
+    assert info.value.missing == ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import statistics
 import time
 
+from tqdm.auto import tqdm
+
 from .machine import timings
 from .workloads import (
     BASELINE,
@@ -25,7 +27,8 @@ from .workloads import (
 __all__ = ["BASELINE", "VARIANTS", "WORKLOADS", "Data", "run", "usable_variants", "variant_problem"]
 
 
-def run(data: Data, workloads, variants, *, rounds: int = 7, budget_s: float = 20.0, log=None) -> list:
+def run(data: Data, workloads, variants, *, rounds: int = 7, budget_s: float = 20.0, log=None,
+        progress: bool = False) -> list:
     """Time every workload on every variant; returns one dict per (workload, variant).
 
     The variants of a workload take turns, one call each per round, each round
@@ -38,20 +41,49 @@ def run(data: Data, workloads, variants, *, rounds: int = 7, budget_s: float = 2
     its rounds. A workload whose variants would together take more than
     ``budget_s`` per round gets fewer rounds, never fewer than 3 unless fewer
     were asked for.
+
+    Parameters
+    ----------
+    log : callable, optional
+        Called with one line per workload once its variants are prepared: its
+        place in the run, its name and title, and the variants timed (or that it
+        is skipped, when none of them runs it here).
+    progress : bool
+        Show a tqdm progress bar on stderr over the calls (each variant's
+        preparation, which compiles and warms up, and each timed call), naming
+        the workload and variant at work.
     """
+    workloads = list(workloads)
+    planned = {load.name: [v for v in variants if load.supports(v)] for load in workloads}
+    calls_per_variant = rounds + 2  # its preparation, the call that sizes the rounds, and the rounds
+    total = sum(len(vs) for vs in planned.values()) * calls_per_variant
     results = []
-    for load in workloads:
-        calls = {}
-        for v in variants:
+    with tqdm(total=total, unit="call", disable=not progress, leave=False, dynamic_ncols=True) as bar:
+        for k, load in enumerate(workloads, 1):
+            chosen = planned[load.name]
+            calls = {}
+            for v in chosen:
+                bar.set_description_str(f"{load.name}: preparing {v.name}", refresh=False)
+                bar.update(1)
+                fn = load.prepare(data, v)
+                if fn is not None:
+                    calls[v.name] = fn
             if log:
-                log(f"preparing {load.name} on {v.name}")
-            fn = load.prepare(data, v)
-            if fn is not None:
-                calls[v.name] = fn
-        if not calls:
-            continue
-        n = _rounds_within(calls, rounds, budget_s)
-        results.extend(_summarise(load, data, _take_turns(calls, n)))
+                log(f"[{k}/{len(workloads)}] {load.name} ({load.title}): "
+                    + (f"timing {', '.join(calls)}" if calls else "skipped, no variant of it runs here"))
+
+            def before(name, load=load):
+                bar.set_description_str(f"{load.name}: {name}", refresh=False)
+                bar.update(1)
+
+            if not calls:
+                bar.update(len(chosen) * (calls_per_variant - 1))
+                continue
+            n = _rounds_within(calls, rounds, budget_s, before=before)
+            # Now the workload's real count of calls is known: fewer rounds, or variants that had none.
+            bar.total += len(calls) * (n + 1) - len(chosen) * (calls_per_variant - 1)
+            bar.refresh()
+            results.extend(_summarise(load, data, _take_turns(calls, n, before=before)))
     return results
 
 
@@ -61,19 +93,26 @@ def run(data: Data, workloads, variants, *, rounds: int = 7, budget_s: float = 2
 SETTLE_S = 0.4
 
 
-def _take_turns(calls: dict, rounds: int) -> dict:
+def _take_turns(calls: dict, rounds: int, before=None) -> dict:
+    """``rounds`` timed calls of each of ``calls``, taking turns; ``before(name)`` is called before each."""
     names = list(calls)
     times = {name: [] for name in names}
     for k in range(rounds):
         first = k % len(names)
         for name in names[first:] + names[:first]:
+            if before:
+                before(name)
             time.sleep(SETTLE_S)
             times[name].extend(timings(calls[name], 1))
     return times
 
 
-def _rounds_within(calls, rounds, budget_s):
-    once = sum(timings(fn, 1)[0] for fn in calls.values())
+def _rounds_within(calls, rounds, budget_s, before=None):
+    once = 0.0
+    for name, fn in calls.items():
+        if before:
+            before(name)
+        once += timings(fn, 1)[0]
     return min(rounds, max(3, int(budget_s / max(once, 1e-9))))
 
 

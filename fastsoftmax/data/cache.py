@@ -5,8 +5,11 @@ size and modification time: replacing the source invalidates its entry. Beside
 it, a ``.sha256`` file keeps the source's two checksums (of the file as stored
 and of its IDX content), so a local file is hashed once, when it is first
 parsed, and checked against the manifest on every load for free. Entries are
-written to a temporary file and renamed, so a reader never sees half a file. A
-cache directory that cannot be written is skipped, not an error.
+written to a temporary file and renamed, so a reader never sees half a file. An
+entry damaged anyway (left empty or cut short by a crash before the rename reached
+the disk, a wrong header, shape or dtype, an unreadable checksum file, ...) is
+never trusted: the source is parsed again and the entry replaced. A cache
+directory that cannot be written is skipped, not an error.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 from .._atomic import is_file, write_atomically
 from ..errors import ChecksumWarning, DataFileError
-from .idx import read_idx_hashed
+from .idx import read_idx_hashed, read_idx_shape
 
 log = logging.getLogger(__name__)
 
@@ -72,24 +75,41 @@ def load_idx_hashed(source, cache_dir, expected_ndim: int):
         return array, Digests(file_sha, content_sha)
     entry = _entry_path(Path(cache_dir), source)
     sidecar = entry.with_suffix(".sha256")
-    if is_file(entry) and is_file(sidecar):
+    if is_file(entry) or is_file(sidecar):
+        shape = read_idx_shape(source, expected_ndim)  # what is wrong with the source is the caller's error
         try:
-            digests = Digests(**json.loads(sidecar.read_text()))
-            if not all(isinstance(d, str) and len(d) == 64 and set(d) <= set("0123456789abcdef")
-                       for d in digests):
-                raise ValueError(f"not two sha256 digests: {digests}")
-            # Memory-mapped: the second load costs a few ms whatever the size, and the
-            # read-only pixels are shared with the page cache instead of copied.
-            array = np.asarray(np.load(entry, mmap_mode="r", allow_pickle=False))
-            if array.dtype == np.uint8 and array.ndim == expected_ndim:
-                return array, digests
-        except (OSError, ValueError, TypeError) as exc:  # a damaged entry is parsed again, not trusted
-            log.warning("ignoring unreadable cache entry %s: %s", entry, exc)
+            return _read_entry(entry, sidecar, shape)
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong with an entry, the source is parsed again
+            # A cache entry is only ever a shortcut: one left empty or cut short by a crash, or
+            # damaged any other way, must cost a parse, never a failed load.
+            log.warning("parsed-array cache entry %s is damaged (%s: %s); parsing %s again",
+                        entry.name, type(exc).__name__, exc, source)
     array, file_sha, content_sha = read_idx_hashed(source, expected_ndim)
     digests = Digests(file_sha, content_sha)
     _write_atomically(entry, lambda handle: np.save(handle, array, allow_pickle=False))
     _write_atomically(sidecar, lambda handle: json.dump(digests._asdict(), handle), text=True)
     return array, digests
+
+
+def _read_entry(entry: Path, sidecar: Path, shape: tuple):
+    """The cached array (memory-mapped) and digests; raises if anything about them is not
+    what parsing the source would give: the array must have the ``shape`` the source's
+    header declares, and the file the size its own header declares."""
+    digests = Digests(**json.loads(sidecar.read_text()))
+    if not all(isinstance(d, str) and len(d) == 64 and set(d) <= set("0123456789abcdef") for d in digests):
+        raise ValueError(f"not two sha256 digests: {digests}")
+    # Memory-mapped: the second load costs a few ms whatever the size, and the
+    # read-only pixels are shared with the page cache instead of copied.
+    mapped = np.load(entry, mmap_mode="r", allow_pickle=False)
+    if not isinstance(mapped, np.memmap):
+        if hasattr(mapped, "close"):
+            mapped.close()
+        raise TypeError(f"not a .npy array but {type(mapped).__name__}")
+    if mapped.dtype != np.uint8 or mapped.shape != shape or not mapped.flags.c_contiguous:
+        raise ValueError(f"holds {mapped.dtype} {mapped.shape}, the source is uint8 {shape}")
+    if entry.stat().st_size != mapped.offset + mapped.nbytes:
+        raise ValueError(f"{entry.stat().st_size} bytes, not the {mapped.offset + mapped.nbytes} its header declares")
+    return np.asarray(mapped), digests
 
 
 def _write_atomically(entry: Path, write, text=False) -> None:

@@ -13,7 +13,7 @@ from ..kernels.pixels import to_float
 from .batches import BatchOrder
 from .cache import check_against_manifest, load_idx_hashed
 from .fetch import cache_root, locate
-from .manifest import DATASETS, DatasetSpec
+from .manifest import DATASETS, PARTS, DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,9 @@ def read_data_sets(data_dir=None, *, dataset="mnist", one_hot=False, validation_
     Parameters
     ----------
     data_dir : str or Path, optional
-        Searched first; downloads go here when given (else to the cache directory).
+        Searched first; downloads go here when given (else to the cache
+        directory). A ``data_dir`` that does not exist is made by the first
+        download into it, and only then; with downloading off it must exist.
     dataset : str or DatasetSpec
         ``"mnist"`` or ``"fashion-mnist"``, or a :class:`DatasetSpec` of your own.
     one_hot : bool
@@ -171,7 +173,11 @@ def read_data_sets(data_dir=None, *, dataset="mnist", one_hot=False, validation_
     Raises
     ------
     DataNotFoundError
-        Files missing and not downloadable; the message says which, where it looked and what to do.
+        Files missing and not downloadable, or a ``data_dir`` that is not a
+        directory (or does not exist, with downloading off); the message says
+        which files, where it looked, what was tried and what to do, and the
+        attributes (``missing``, ``searched``, ``attempts``, ``available``, ...)
+        hold the same facts.
     DataFileError
         A file is truncated or corrupt, or has the exact name and size of the
         dataset's published ``.gz`` file but other bytes; the message names it.
@@ -187,18 +193,15 @@ def read_data_sets(data_dir=None, *, dataset="mnist", one_hot=False, validation_
         dataset's file, say); the warning names the file and the dataset. Each file
         is hashed once, when first parsed, and the hashes are cached with the
         parsed array (with ``cache=False``, on every load).
+
+    See Also
+    --------
+    read_test_set : the test split alone, from its two files.
     """
     spec = _spec(dataset)
     _check_arguments(validation_size, seed, data_dir, mirrors, one_hot=one_hot, download=download,
                      progressbar=progressbar, cache=cache)  # before any file is looked for
-    paths = locate(spec, data_dir, download=download, mirrors=mirrors, progressbar=progressbar)
-    cache_dir = (cache_root() / "parsed") if cache else None
-    arrays = {}
-    for part, path in paths.items():
-        arrays[part], digests = load_idx_hashed(path, cache_dir, 3 if part.endswith("images") else 1)
-        check_against_manifest(path, digests, spec.file(part), spec.name)
-    for split in ("train", "test"):
-        _check_pair(arrays, split, paths, spec.num_classes)
+    arrays, paths = _read_parts(spec, PARTS, data_dir, download, mirrors, progressbar, cache)
     n_train = arrays["train_images"].shape[0]
     if not 0 <= validation_size <= n_train:
         raise InputError(f"validation_size must be in [0, {n_train}], got {validation_size}")
@@ -212,6 +215,85 @@ def read_data_sets(data_dir=None, *, dataset="mnist", one_hot=False, validation_
         name=spec.name,
         sources={part: str(path) for part, path in paths.items()},
     )
+
+
+#: The two files of the test split.
+TEST_PARTS = ("test_images", "test_labels")
+
+
+def read_test_set(data_dir=None, *, dataset="mnist", one_hot=False, download=True, seed=None, mirrors=None,
+                  progressbar=True, cache=True) -> DataSet:
+    """Load the test split of an MNIST-format dataset alone, from its two files.
+
+    What evaluating a model needs: the training files are neither looked for nor
+    downloaded, so this works where only a test set is present (MNIST's
+    ``t10k-*`` files, say). The files are found, downloaded, verified and cached
+    exactly as :func:`read_data_sets` does.
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+        Searched first; downloads go here when given (else to the cache
+        directory). With downloading off it must exist.
+    dataset : str or DatasetSpec
+        ``"mnist"`` or ``"fashion-mnist"``, or a :class:`DatasetSpec` of your own.
+    one_hot : bool
+        Labels as float32 one-hot rows instead of int64 class indices.
+    download : bool
+        Download missing files (also off when ``$FASTSOFTMAX_OFFLINE=1``).
+    seed : int, optional
+        Seeds the split's batch order: the same seed gives the batches of
+        ``read_data_sets(..., seed=seed).test``. ``None`` draws fresh entropy.
+    mirrors : sequence of str, optional
+        Base URLs to use instead of the dataset's own mirrors.
+    progressbar : bool
+        Show a progress bar while downloading.
+    cache : bool
+        Keep parsed arrays in the cache directory so the next load is fast.
+
+    Returns
+    -------
+    DataSet
+        The test split: ``pixels`` uint8 ``[N, 784]``, ``images`` float32
+        ``[N, 784]``, ``labels`` (int64 ``[N]`` or float32 one-hot
+        ``[N, num_classes]``), ``class_indices`` int64 ``[N]``.
+
+    Raises
+    ------
+    DataNotFoundError, DataFileError, InputError, InputTypeError
+        As :func:`read_data_sets`, for the two test files only.
+
+    Warns
+    -----
+    ChecksumWarning
+        As :func:`read_data_sets`.
+
+    Examples
+    --------
+    >>> test = read_test_set(dataset="fashion-mnist")  # doctest: +SKIP
+    >>> model.score(test.pixels, test.labels)  # doctest: +SKIP
+    """
+    spec = _spec(dataset)
+    _check_arguments(0, seed, data_dir, mirrors, one_hot=one_hot, download=download, progressbar=progressbar,
+                     cache=cache)
+    arrays, _ = _read_parts(spec, TEST_PARTS, data_dir, download, mirrors, progressbar, cache)
+    test_seed = np.random.SeedSequence(seed).spawn(3)[2]  # the test split's seed in read_data_sets
+    return DataSet(arrays["test_images"], arrays["test_labels"], num_classes=spec.num_classes, one_hot=one_hot,
+                   seed=test_seed)
+
+
+def _read_parts(spec, parts, data_dir, download, mirrors, progressbar, cache):
+    """Find, parse and check the files of ``parts``; returns ``(arrays, paths)``, dicts by part."""
+    paths = locate(spec, data_dir, parts=parts, download=download, mirrors=mirrors, progressbar=progressbar)
+    cache_dir = (cache_root() / "parsed") if cache else None
+    arrays = {}
+    for part, path in paths.items():
+        arrays[part], digests = load_idx_hashed(path, cache_dir, 3 if part.endswith("images") else 1)
+        check_against_manifest(path, digests, spec.file(part), spec.name)
+    for split in ("train", "test"):
+        if f"{split}_images" in arrays:
+            _check_pair(arrays, split, paths, spec.num_classes)
+    return arrays, paths
 
 
 def _spec(dataset) -> DatasetSpec:

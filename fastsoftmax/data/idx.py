@@ -45,6 +45,19 @@ def parse_idx(data: bytes, path, expected_ndim: int | None = None) -> np.ndarray
         match the header. The size is checked before anything is allocated, so a
         header declaring huge dimensions costs nothing.
     """
+    shape, header_size = _header(data, path, expected_ndim)
+    expected = header_size + int(np.prod(shape, dtype=object))
+    if len(data) != expected:
+        kind = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataFileError(
+            path, f"file {kind}: header declares shape {shape} ({expected} bytes), file has {len(data)} bytes"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def _header(data: bytes, path, expected_ndim: int | None):
+    """The shape an IDX header declares, and the header's size in bytes; ``data`` may be the
+    whole file or only its start."""
     if len(data) < 4:
         raise DataFileError(path, f"file is {len(data)} bytes, too short for an IDX header")
     zero0, zero1, type_code, ndim = data[0], data[1], data[2], data[3]
@@ -59,14 +72,44 @@ def parse_idx(data: bytes, path, expected_ndim: int | None = None) -> np.ndarray
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise DataFileError(path, f"truncated header: {len(data)} bytes, need {header_size}")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = header_size + int(np.prod(shape, dtype=object))
-    if len(data) != expected:
-        kind = "truncated" if len(data) < expected else "has trailing bytes"
-        raise DataFileError(
-            path, f"file {kind}: header declares shape {shape} ({expected} bytes), file has {len(data)} bytes"
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
+    return tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4)), header_size
+
+
+def read_idx_shape(path, expected_ndim: int | None = None) -> tuple:
+    """The shape an IDX file's header declares, reading (or inflating) only the header.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file, gzip-compressed or not.
+    expected_ndim : int, optional
+        See :func:`parse_idx`.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    DataFileError
+        The header is not a valid IDX header (or the gzip data is corrupt).
+    DataReadError
+        The file cannot be read.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            compressed = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if compressed else raw
+            try:
+                head = stream.read(4)
+                head += stream.read(4 * head[3]) if len(head) == 4 else b""
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise DataFileError(path, f"corrupt or truncated gzip data ({exc})") from exc
+    except OSError as exc:
+        raise DataReadError(path, f"cannot be read: {exc.strerror or exc}") from exc
+    return _header(head, path, expected_ndim)[0]
 
 
 def read_idx(path, expected_ndim: int | None = None) -> np.ndarray:

@@ -9,10 +9,16 @@ cached with the parsed arrays (see :mod:`fastsoftmax.data.cache`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from ..errors import InputError, InputTypeError
 
 #: The four parts of every MNIST-format dataset, in a fixed order.
 PARTS = ("train_images", "train_labels", "test_images", "test_labels")
+
+#: IDX labels are unsigned bytes, so a dataset can name at most this many classes.
+MAX_CLASSES = 256
 
 
 @dataclass(frozen=True)
@@ -22,12 +28,35 @@ class FileSpec:
     ``content_sha256`` (the decompressed bytes) also recognises a copy stored
     uncompressed or compressed again; None where it is not recorded, and then only
     the ``.gz`` itself can be verified.
+
+    Every field is checked when the spec is made: the name must be a plain file
+    name (downloads are written under it), the size a positive integer and the
+    digests 64 hexadecimal digits (stored in lower case).
+
+    Raises
+    ------
+    InputTypeError
+        A field is missing or of the wrong type; the message names it.
+    InputError
+        A field has an impossible value (a name with a directory in it, a size
+        below 1, a digest that is not 64 hexadecimal digits).
     """
 
-    filename: str
-    size: int
-    sha256: str
+    filename: str = None
+    size: int = None
+    sha256: str = None
     content_sha256: str | None = None
+
+    def __post_init__(self):
+        _plain_name(self.filename, "FileSpec.filename")
+        if isinstance(self.size, bool) or not isinstance(self.size, int):
+            raise InputTypeError(f"FileSpec.size must be the file's size in bytes (an int), got {self.size!r}"
+                                 + _required(self.size))
+        if self.size < 1:
+            raise InputError(f"FileSpec.size must be >= 1 byte, got {self.size}")
+        object.__setattr__(self, "sha256", _digest(self.sha256, "FileSpec.sha256"))
+        if self.content_sha256 is not None:
+            object.__setattr__(self, "content_sha256", _digest(self.content_sha256, "FileSpec.content_sha256"))
 
     @property
     def uncompressed_name(self) -> str:
@@ -37,15 +66,89 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset: a name, base URLs tried in order, and its four files."""
+    """A dataset: a name, base URLs tried in order, and its four files.
 
-    name: str
-    mirrors: tuple[str, ...]
-    files: dict
+    Parameters
+    ----------
+    name : str
+        A plain name, also the dataset's directory under each search root and the cache.
+    mirrors : sequence of str
+        Base URLs, tried in order (stored as a tuple); may be empty for a dataset
+        that is only ever found on disk.
+    files : mapping
+        One :class:`FileSpec` for each of :data:`PARTS` (stored as a dict of its own).
+    num_classes : int
+        Labels lie in ``[0, num_classes)``; 1 to 256 (IDX labels are bytes).
+
+    Raises
+    ------
+    InputTypeError
+        A field is missing or of the wrong type; the message names it.
+    InputError
+        A field has an impossible value (a name with a directory in it, a part
+        missing from ``files`` or unknown, ``num_classes`` out of range).
+    """
+
+    name: str = None
+    mirrors: tuple[str, ...] = None
+    files: dict = None
     num_classes: int = 10
 
+    def __post_init__(self):
+        _plain_name(self.name, "DatasetSpec.name")
+        mirrors = self.mirrors
+        if isinstance(mirrors, (str, bytes)) or not isinstance(mirrors, (list, tuple)):
+            raise InputTypeError(f"DatasetSpec.mirrors must be a list or tuple of base URLs (str), got {mirrors!r}"
+                                 + _required(mirrors))
+        for k, url in enumerate(mirrors):
+            if not isinstance(url, str) or not url.strip():
+                raise InputTypeError(f"DatasetSpec.mirrors[{k}] must be a base URL (a non-empty str), got {url!r}")
+        object.__setattr__(self, "mirrors", tuple(mirrors))
+        files = self.files
+        if not isinstance(files, Mapping):
+            raise InputTypeError(f"DatasetSpec.files must be a dict of {', '.join(PARTS)} to FileSpec, "
+                                 f"got {files!r}" + _required(files))
+        unknown = [k for k in files if k not in PARTS]
+        missing = [k for k in PARTS if k not in files]
+        if unknown or missing:
+            raise InputError(f"DatasetSpec.files must have exactly the parts {', '.join(PARTS)}; "
+                             + "; ".join(filter(None, [missing and f"missing {', '.join(map(str, missing))}",
+                                                       unknown and f"unknown {', '.join(map(repr, unknown))}"])))
+        for part in PARTS:
+            if not isinstance(files[part], FileSpec):
+                raise InputTypeError(f"DatasetSpec.files[{part!r}] must be a FileSpec, got {files[part]!r}")
+        object.__setattr__(self, "files", {part: files[part] for part in PARTS})
+        classes = self.num_classes
+        if isinstance(classes, bool) or not isinstance(classes, int):
+            raise InputTypeError(f"DatasetSpec.num_classes must be an int, got {classes!r}")
+        if not 1 <= classes <= MAX_CLASSES:
+            raise InputError(f"DatasetSpec.num_classes must be in [1, {MAX_CLASSES}] (labels are bytes), got {classes}")
+
     def file(self, part: str) -> FileSpec:
+        """The :class:`FileSpec` of one of :data:`PARTS`."""
         return self.files[part]
+
+
+def _required(value) -> str:
+    return " (it is required)" if value is None else ""
+
+
+def _plain_name(value, field: str) -> None:
+    """A file or directory name with no directory in it: downloads and caches are written under it."""
+    if not isinstance(value, str):
+        raise InputTypeError(f"{field} must be a str, got {value!r}" + _required(value))
+    if value in ("", ".", "..") or any(c in value for c in "/\\\0"):
+        raise InputError(f"{field} must be a plain name without a directory in it, got {value!r}")
+
+
+def _digest(value, field: str) -> str:
+    if not isinstance(value, str):
+        raise InputTypeError(f"{field} must be a sha256 digest (a str of 64 hexadecimal digits), got {value!r}"
+                             + _required(value))
+    digest = value.lower()
+    if len(digest) != 64 or not set(digest) <= set("0123456789abcdef"):
+        raise InputError(f"{field} must be 64 hexadecimal digits, got {value!r}")
+    return digest
 
 
 MNIST = DatasetSpec(

@@ -14,11 +14,15 @@ Two families of row kernels:
   ``32 / LANES`` slots), each lane reading every ``LANES``-th word of those rows
   in the widest load that divides them (:func:`packing`: 784 uint8 pixels are 98
   uint64 words of eight, float rows complex pairs). W is staged once per block in
-  shared memory as ``[class, word, pixel]``, so the lanes of a slot read
-  consecutive words, and every weight read serves all the slot's rows (one row a
-  lane would need a shared-memory load per multiply-add); when W does not fit
-  (more than :data:`SHARED_W_BYTES`) the same layout is read from global memory
-  through L1. Lane partials are summed by an xor butterfly of warp shuffles,
+  shared memory as ``[class, part, word, pixel of the part]``
+  (:func:`packed_weights`), each part being as many weights as one 16-byte load
+  holds (:func:`weight_vector`): the lanes of a slot, reading consecutive words,
+  load consecutive 16-byte vectors, 128 bytes that cover the 32 banks once, so a
+  quarter-warp (one slot) is served in one wavefront with no bank conflict, and
+  one load brings four float32 weights instead of one. Every weight read serves
+  all the slot's rows (one row a lane would need a shared-memory load per
+  multiply-add). When W does not fit (more than :data:`SHARED_W_BYTES`) the same
+  layout is read from global memory through L1. Lane partials are summed by an xor butterfly of warp shuffles,
   which gives every lane of the slot the same bits, so max, log-sum-exp and
   argmax are computed redundantly with no further exchange. The grid is
   persistent: :func:`blocks_per_sm` blocks per SM (what the launch bounds
@@ -39,6 +43,7 @@ computed on a repeated row and not written).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -81,6 +86,68 @@ def jit_options(threads, blocks_per_sm=None, cache=CACHE):
 def device_function(fn):
     """A device function, inlined on a GPU (the simulator's ``jit`` has no ``forceinline``)."""
     return cuda.jit(device=True)(fn) if SIMULATED else cuda.jit(device=True, forceinline=True)(fn)
+
+
+#: Alignment of the dynamic shared arrays, so that they take 16-byte vector loads (the simulator
+#: takes no alignment argument; numba-cuda's own default is the element's size).
+SHARED_ALIGN = None if SIMULATED else 16
+#: Bytes of the widest load a thread makes from shared memory (LDS.128).
+VECTOR_BYTES = 16
+
+
+def vector_loader(width):
+    """A device function ``load(dst, o, src, i)``: ``dst[o:o + width] = src[i:i + width]``.
+
+    On a GPU one vector load (``ld.shared.v4.f32``, ``ld.shared.v2.f64``; LLVM splits wider ones
+    into 16-byte loads), so ``src[i]`` must be aligned to ``width`` elements (capped at 16 bytes)
+    and ``dst`` should be a local array indexed by constants, which stays in registers. NVVM does
+    not merge adjacent scalar loads into vector ones by itself: it cannot prove their alignment.
+    In the simulator, and for a width of one, element by element.
+    """
+    if SIMULATED or width == 1:
+        @device_function
+        def load(dst, o, src, i):
+            for v in range(width):
+                dst[o + v] = src[i + v]
+        return load
+    return _vector_load_intrinsic(int(width))
+
+
+@functools.lru_cache(maxsize=None)
+def _vector_load_intrinsic(width):
+    from llvmlite import ir
+    from numba import types
+    from numba.cuda import cgutils
+    from numba.cuda.extending import intrinsic
+
+    @intrinsic
+    def load(typingctx, dst, o, src, i):
+        if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.dtype == src.dtype
+                and dst.ndim == 1 and src.ndim == 1 and isinstance(o, types.Integer)
+                and isinstance(i, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            dst_t, o_t, src_t, i_t = sig.args
+            dst_v, o_v, src_v, i_v = args
+            element = context.get_data_type(src_t.dtype)
+            align = min(VECTOR_BYTES, width * context.get_abi_sizeof(element))
+            source = context.make_array(src_t)(context, builder, src_v)
+            target = context.make_array(dst_t)(context, builder, dst_v)
+            i_v = context.cast(builder, i_v, i_t, types.intp)
+            o_v = context.cast(builder, o_v, o_t, types.intp)
+            pointer = cgutils.get_item_pointer(context, builder, src_t, source, [i_v])
+            vector_t = ir.VectorType(element, width)
+            vector = builder.load(builder.bitcast(pointer, vector_t.as_pointer()), align=align)
+            for v in range(width):
+                slot = cgutils.get_item_pointer(context, builder, dst_t, target,
+                                                [builder.add(o_v, ir.Constant(o_v.type, v))])
+                builder.store(builder.extract_element(vector, ir.Constant(ir.IntType(32), v)), slot)
+            return context.get_dummy_value()
+
+        return types.none(dst, o, src, i), codegen
+
+    return load
 
 
 #: Most rows a lane works on at once (see :func:`rows_per_lane`).
@@ -139,11 +206,21 @@ def packing(x_dtype, n_features):
     return x_dtype, 1
 
 
+def weight_vector(dtype, pack):
+    """Weights one load of the fast kernels brings: as many of a word's ``pack`` as 16 bytes hold
+    (four float32, two float64), fewer for narrower words."""
+    return max(1, min(pack, VECTOR_BYTES // np.dtype(dtype).itemsize))
+
+
 def packed_weights(W, pack):
-    """W ``[F, C]`` laid out as the fast kernels read it, ``[C, F / pack, pack]`` flattened: the
-    weights of one word's pixels for one class are adjacent."""
+    """W ``[F, C]`` laid out as the fast kernels read it: ``[C, pack / V, F / pack, V]`` flattened,
+    ``V`` = :func:`weight_vector`. For one class and one part of the word (pixels ``p V`` to
+    ``p V + V - 1``), the words' vectors follow one another, so the lanes of a slot, on
+    consecutive words, load one contiguous 16-byte vector each: no two of them share a bank.
+    (``[C, words, pack]`` put eight lanes 32 bytes apart: a 2-way bank conflict for float32.)"""
     F, C = W.shape
-    return np.ascontiguousarray(W.reshape(F // pack, pack, C).transpose(2, 0, 1)).reshape(-1)
+    V = weight_vector(W.dtype, pack)
+    return np.ascontiguousarray(W.reshape(F // pack, pack // V, V, C).transpose(3, 1, 0, 2)).reshape(-1)
 
 
 def stages_weights(n_features, n_classes, dtype):
@@ -171,6 +248,8 @@ def row_kernels(n_classes, dtype_name, word_name, pack, staged):
 
 def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
     C, P = n_classes, pack
+    V = weight_vector(dtype_name, P)  # weights a load brings
+    H = P // V  # loads a word's weights take, per class
     R = rows_per_lane(C, dtype_name)
     RC = R * C
     RP = R * P
@@ -211,8 +290,9 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
         def unpack(word, xs, o):
             xs[o] = DT(word)
 
-    # A device function cannot return a shared array, so W is read through `weight`,
+    # A device function cannot return a shared array, so W is read through `weights`,
     # from shared memory when staged and from global memory otherwise.
+    load = vector_loader(V)
     if staged:
         @device_function
         def stage(WT, sW):
@@ -221,16 +301,16 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
             cuda.syncthreads()
 
         @device_function
-        def weight(WT, sW, i):
-            return sW[i]
+        def weights(WT, sW, i, w):
+            load(w, 0, sW, i)
     else:
         @device_function
         def stage(WT, sW):
             pass
 
         @device_function
-        def weight(WT, sW, i):
-            return WT[i]
+        def weights(WT, sW, i, w):
+            load(w, 0, WT, i)
 
     if SIMULATED:
         @device_function
@@ -252,18 +332,19 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
                 z[c] = _row_sum(z[c])
 
     @device_function
-    def accumulate(WT, sW, words, j, xs, z):
+    def accumulate(WT, sW, words, j, xs, z, w):
         """z += the word's pixels times their weights, every class, every row of the slot: each
-        weight read serves the slot's R rows."""
+        weight read serves the slot's R rows, and each load brings V weights (pixels in order,
+        so every z adds the same products in the same order whatever V is)."""
         for c in range(C):
-            base = (c * words + j) * P  # the word's P weights for class c are adjacent
-            for k in range(P):
-                w = weight(WT, sW, base + k)
-                for i in range(R):
-                    z[i * C + c] += xs[i * P + k] * w
+            for h in range(H):
+                weights(WT, sW, ((c * H + h) * words + j) * V, w)  # see packed_weights
+                for v in range(V):
+                    for i in range(R):
+                        z[i * C + c] += xs[i * P + h * V + v] * w[v]
 
     @device_function
-    def block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs):
+    def block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs, w):
         """``z[i * C + c]``: logits of row ``first + slot * R + i`` (the last row past the end),
         the same on every lane of the slot."""
         words = X.shape[1]
@@ -277,7 +358,7 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
                 x[i] = X[min(row + i, last), j]
             for i in range(R):  # each pixel converted once, used for every class
                 unpack(x[i], xs, i * P)
-            accumulate(WT, sW, words, j, xs, z)
+            accumulate(WT, sW, words, j, xs, z, w)
         row_sums(z, exchange)
         for i in range(R):
             for c in range(C):
@@ -308,15 +389,16 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
 
     @cuda.jit(**options)
     def forward(X, scale, WT, b, out, bad):
-        sW = cuda.shared.array(0, SHARED_DT)
+        sW = cuda.shared.array(0, SHARED_DT, SHARED_ALIGN)
         stage(WT, sW)
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
         z = cuda.local.array(RC, DT)
         x = cuda.local.array(R, X.dtype)
         xs = cuda.local.array(RP, DT)
+        w = cuda.local.array(V, DT)
         sub = cuda.threadIdx.x % LANES
         for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
-            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs)
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs, w)
             for i in range(R):
                 if row + i < X.shape[0]:
                     lse, finite = log_sum_exp(z, i * C)
@@ -328,15 +410,16 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
 
     @cuda.jit(**options)
     def predict(X, scale, WT, b, out, bad):
-        sW = cuda.shared.array(0, SHARED_DT)
+        sW = cuda.shared.array(0, SHARED_DT, SHARED_ALIGN)
         stage(WT, sW)
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
         z = cuda.local.array(RC, DT)
         x = cuda.local.array(R, X.dtype)
         xs = cuda.local.array(RP, DT)
+        w = cuda.local.array(V, DT)
         sub = cuda.threadIdx.x % LANES
         for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
-            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs)
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs, w)
             for i in range(R):
                 if row + i < X.shape[0] and sub == i % LANES:  # the slot's lanes share the writes
                     o = i * C
@@ -352,15 +435,16 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
 
     @cuda.jit(**options)
     def loss(X, scale, WT, b, y, row_loss, bad):
-        sW = cuda.shared.array(0, SHARED_DT)
+        sW = cuda.shared.array(0, SHARED_DT, SHARED_ALIGN)
         stage(WT, sW)
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
         z = cuda.local.array(RC, DT)
         x = cuda.local.array(R, X.dtype)
         xs = cuda.local.array(RP, DT)
+        w = cuda.local.array(V, DT)
         sub = cuda.threadIdx.x % LANES
         for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
-            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs)
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs, w)
             for i in range(R):
                 if row + i < X.shape[0] and sub == i % LANES:
                     lse, finite = log_sum_exp(z, i * C)
@@ -371,15 +455,16 @@ def _make_row_kernels(n_classes, dtype_name, word_name, pack, staged):
     @cuda.jit(**options)
     def grad(X, scale, WT, b, y, gscale, G, row_loss, bad):
         """``G[row] = gscale * (softmax - onehot)`` and each row's loss."""
-        sW = cuda.shared.array(0, SHARED_DT)
+        sW = cuda.shared.array(0, SHARED_DT, SHARED_ALIGN)
         stage(WT, sW)
         exchange = cuda.shared.array(EXCHANGE, SHARED_DT)
         z = cuda.local.array(RC, DT)
         x = cuda.local.array(R, X.dtype)
         xs = cuda.local.array(RP, DT)
+        w = cuda.local.array(V, DT)
         sub = cuda.threadIdx.x % LANES
         for first in range(cuda.blockIdx.x * GROUP, X.shape[0], cuda.gridDim.x * GROUP):
-            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs)
+            row = block_logits(X, first, scale, WT, sW, b, exchange, z, x, xs, w)
             for i in range(R):
                 if row + i < X.shape[0]:
                     label = y[row + i]
