@@ -419,8 +419,10 @@ def cmd_train(args) -> int:
     result.update({k: round(v, 4) for k, v in timings.items()})
 
     if args.output:
+        average_start = None if average is None else -(-average // batch)  # the first averaged step
         result["outputs"] = _write_outputs(args.output, model, test.class_indices, test_pred,
-                                           CLASS_NAMES.get(data.name))
+                                           CLASS_NAMES.get(data.name), dataset=data.name,
+                                           accuracy=result["test_accuracy"], average_start=average_start)
     if args.json:
         print(json.dumps(result))
     else:
@@ -443,7 +445,8 @@ def _output_directory(directory: Path) -> Path:
     return directory
 
 
-def _write_outputs(directory: Path, model, labels, predictions, class_names=None) -> list:
+def _write_outputs(directory: Path, model, labels, predictions, class_names=None, *, dataset=None, accuracy=None,
+                   average_start=None) -> list:
     _output_directory(directory)
     written = [str(model.save(directory / "model.npz"))]
     try:
@@ -453,8 +456,10 @@ def _write_outputs(directory: Path, model, labels, predictions, class_names=None
         return written
     written.append(str(plots.weight_images(model.W, directory / "weights.png", class_names=class_names)))
     written.append(str(plots.confusion(confusion_matrix(labels, predictions, model.n_classes),
-                                       directory / "confusion.png", class_names=class_names)))
-    written.append(str(plots.curves(model.history, directory / "curves.png")))
+                                       directory / "confusion.png", class_names=class_names, dataset=dataset,
+                                       accuracy=accuracy)))
+    written.append(str(plots.curves(model.history, directory / "curves.png", average_start=average_start,
+                                    dataset=dataset)))
     return written
 
 

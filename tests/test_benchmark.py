@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax as fs
-from fastsoftmax.benchmark import compile_times, report
+from fastsoftmax.benchmark import compile_times, peers, report
 from fastsoftmax.benchmark.machine import results_name
 from fastsoftmax.benchmark.workloads import (
     BASELINE,
@@ -45,9 +45,12 @@ def test_only_tested_operations_and_backends_are_measured():
     assert len({v.name for v in VARIANTS}) == len(VARIANTS)
 
 
-def test_every_ratio_has_the_numpy_loop_and_peers_cover_w1_and_w3():
+def test_every_ratio_has_its_baseline_and_peers_cover_w1_and_w3():
     assert variant(BASELINE).peer and variant(BASELINE).source == "images"
-    assert all(w.supports(variant(BASELINE)) for w in WORKLOADS if w.name != "transfer")
+    assert all(w.supports(variant(BASELINE)) for w in WORKLOADS if w.name != "transfer" and w.baseline == BASELINE)
+    assert all(w.supports(variant(w.baseline)) for w in WORKLOADS if w.name != "transfer")
+    for name in ("lr16", "seeds16"):  # many models: against one fit and against all of them in a row
+        assert [workload(name).supports(variant(v)) for v in ("one-u8", "fits-u8", "many-u8")] == [True] * 3
     for name in ("jax-f32", "torch-f32", "model-u8", "model-f32"):
         assert workload("w1").supports(variant(name)) and workload("predict-10k").supports(variant(name))
     assert not workload("sgd-step").supports(variant("jax-f32"))
@@ -69,7 +72,7 @@ def short_data(fashion_dir):
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("name", [v.name for v in VARIANTS if v.peer])
+@pytest.mark.parametrize("name", [v.name for v in VARIANTS if v.implementation in peers.TRAIN])
 def test_peers_compute_what_the_reference_computes(short_data, name):
     problem = variant_problem(variant(name))
     if problem:
@@ -195,3 +198,19 @@ def test_compile_probe_compiles_cold_and_loads_warm():
     payload["machine"]["compile"] = {"predict-u8": times}
     table = report.markdown(payload, "run.json")
     assert f"| `predict-u8` | {times['cold_s']:.2f} s |" in table and "Compile times were not recorded" not in table
+
+
+@pytest.mark.realdata
+def test_many_model_workloads_fit_what_their_models_fit_alone(short_data, monkeypatch):
+    """The pass and the fits in a row give each model the same weights (checked here on 20 steps)."""
+    from fastsoftmax.benchmark import workloads
+
+    original = workloads._tutorial_models
+    monkeypatch.setattr(workloads, "_tutorial_models",
+                        lambda kind, backend: [m.set_params(steps=20) for m in original(kind, backend)][:4])
+    for name in ("lr16", "seeds16"):
+        fits = workload(name).prepare(short_data, variant("fits-u8"))()
+        many = workload(name).prepare(short_data, variant("many-u8"))()
+        assert len(fits) == len(many) == 4
+        for a, b in zip(fits, many):
+            np.testing.assert_array_equal(a.coef_, b.coef_)

@@ -26,14 +26,17 @@ import importlib.util
 
 import numpy as np
 
-LIBRARIES = {"numpy-loop": "numpy", "jax": "jax", "torch": "torch"}
+LIBRARIES = {"numpy-loop": "numpy", "jax": "jax", "torch": "torch", "sklearn-grid": "sklearn"}
+#: The package to install for a library, where its name differs.
+_PIP_NAMES = {"sklearn": "scikit-learn"}
 
 
 def problem(implementation: str):
     """Why the peer ``implementation`` cannot run here (a message), or None when it can."""
     module = LIBRARIES[implementation]
     if importlib.util.find_spec(module) is None:
-        return f"{module} is not installed (pip install {module}); its variants are skipped"
+        return (f"{module} is not installed (pip install {_PIP_NAMES.get(module, module)}); its variants are "
+                f"skipped")
     return None
 
 

@@ -46,7 +46,7 @@ def add_shares(results: list, machine: dict) -> list:
 
 def table(results: list, machine: dict) -> str:
     """Plain-text table, one row per (workload, variant), grouped by workload."""
-    header = ("workload", "variant", "median ms", "spread", f"vs {BASELINE}", "GFLOP/s", "% peak", "GB/s", "% bw",
+    header = ("workload", "variant", "median ms", "spread", "vs baseline", "GFLOP/s", "% peak", "GB/s", "% bw",
               "rounds")
     rows = []
     for r in results:
@@ -150,7 +150,7 @@ def plot(path, results: list, machine: dict) -> Path:
         ax.bar(np.arange(len(workloads)) + k * width, heights, width, label=v)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(workloads)) + width * (len(variants) - 1) / 2, workloads)
-    ax.set_ylabel(f"speed-up over {BASELINE} (the tight NumPy loop)")
+    ax.set_ylabel(f"speed-up over the workload's baseline ({BASELINE} for single runs)")
     ax.set_title(machine.get("cpu", ""), fontsize=9)
     ax.legend()
     fig.tight_layout()
@@ -209,26 +209,48 @@ def markdown(payload: dict, path: str) -> str:
         hardware.append("AVX-512" if "avx512f" in m["cpu_simd"] else "AVX2" if "avx2" in m["cpu_simd"] else "no AVX2")
     hardware += [f"{level} {size}" for level, size in m.get("cpu_caches", {}).items()]
     lines.append(f"Measured limits: {limits}." + (f" CPU: {', '.join(hardware)}." if hardware else ""))
-    older = f" (this run predates `{BASELINE}`)" if baseline != BASELINE else ""
-    lines += ["", f"Each cell: median time (speed-up over `{baseline}`{older}, share of the matmul peak).", ""]
+    baselines = {w.name: w.baseline for w in WORKLOADS}
+    groups = {}
+    for load in by_load:
+        groups.setdefault(baseline if baselines.get(load, BASELINE) == BASELINE else baselines[load], []).append(load)
+    for base, loads in groups.items():
+        lines += _markdown_table(base, loads, by_load, variants, matmul, older=base == baseline != BASELINE)
+    return _markdown_ending(lines, m, settings, path)
 
-    lines.append("| workload | " + " | ".join(f"`{v}`" for v in variants) + " |")
-    lines.append("|---" * (len(variants) + 1) + "|")
-    for load, row in by_load.items():
-        base = row.get(baseline)
+
+def _markdown_table(base, loads, by_load, variants, matmul, older=False) -> list:
+    """One table of workloads whose ratios are against the variant ``base``."""
+    shown = [v for v in variants if any(v in by_load[load] for load in loads)]
+    note = f" (this run predates `{BASELINE}`)" if older else ""
+    lines = ["", f"Each cell: median time (speed-up over `{base}`{note}, share of the matmul peak).", ""]
+    lines.append("| workload | " + " | ".join(f"`{v}`" for v in shown) + " |")
+    lines.append("|---" * (len(shown) + 1) + "|")
+    for load in loads:
+        row = by_load[load]
+        base_result = row.get(base)
         cells = []
-        for v in variants:
+        for v in shown:
             r = row.get(v)
             if r is None:
                 cells.append("")
                 continue
-            notes = [f"{base['median_s'] / r['median_s']:.2f}x"] if base else []
+            notes = [f"{base_result['median_s'] / r['median_s']:.2f}x"] if base_result else []
             if matmul.get(load, True) and r.get("peak_share") is not None:
                 notes.append(f"{100 * r['peak_share']:.0f}%")
             cells.append(_duration(r["median_s"]) + (f" ({', '.join(notes)})" if notes else ""))
         title = next(iter(row.values()))["title"]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    for load in loads:  # many models against one: how many single runs' time the pass took
+        row = by_load[load]
+        for one, many in (("one-u8", "many-u8"), ("cuda-one-u8", "cuda-many-u8")):
+            if one in row and many in row:
+                lines.append("")
+                lines.append(f"{row[many]['title']}: `{many}` took {row[many]['median_s'] / row[one]['median_s']:.1f} "
+                             f"times one model's fit (`{one}`).")
+    return lines
 
+
+def _markdown_ending(lines, m, settings, path) -> str:
     lines.append("")
     if m.get("compile"):
         lines += [("Time to the end of the first call in a fresh process, CPU backend; cold: empty Numba cache "

@@ -60,6 +60,17 @@ VARIANTS = (
     Variant("model-u8", "cpu", "pixels", "model"),
     Variant("cuda-f32", "cuda", "images"),
     Variant("cuda-u8", "cuda", "pixels"),
+    # Many models (the workloads' models, each the tutorial's recipe): one of them alone, all of
+    # them one fit after another, all of them in one fit_many pass; a grid search, scikit-learn's
+    # GridSearchCV and fastsoftmax's, on the same estimator and folds.
+    Variant("one-u8", "cpu", "pixels", "one"),
+    Variant("fits-u8", "cpu", "pixels", "fits"),
+    Variant("many-u8", "cpu", "pixels", "many"),
+    Variant("cuda-one-u8", "cuda", "pixels", "one"),
+    Variant("cuda-fits-u8", "cuda", "pixels", "fits"),
+    Variant("cuda-many-u8", "cuda", "pixels", "many"),
+    Variant("sklearn-grid-u8", "cpu", "pixels", "sklearn-grid"),
+    Variant("grid-u8", "cpu", "pixels", "grid"),
 )
 #: The variant every speed ratio is taken against: the tight NumPy loop.
 BASELINE = "numpy-loop"
@@ -83,6 +94,7 @@ class Workload:
     flops_per_row: int                  # floating-point operations per row
     implementations: dict = field(default_factory=dict)
     heavy: bool = False                 # left out by --quick
+    baseline: str = BASELINE            # the variant this workload's ratios are taken against
     matmul: bool = True
 
     def supports(self, variant: Variant) -> bool:
@@ -141,11 +153,9 @@ def trained_weights(data: Data):
 
 
 def _on_device(kern, X, y=None):
-    """CUDA inputs are copied to the device here, outside the timing (transfers have their own workload)."""
-    stage = getattr(kern, "stage", None)
-    if stage is None:
-        return (X, y) if y is not None else X
-    return stage(X, y) if y is not None else stage(X)
+    """CUDA inputs are copied to the device here, outside the timing (transfers have their own workload);
+    every backend has ``stage``, the identity on the CPU ones."""
+    return kern.stage(X, y) if y is not None else kern.stage(X)
 
 
 def _train(order_name):
@@ -256,9 +266,9 @@ def _sgd_numpy_loop(data, variant):
 
 def _transfer(data, variant):
     """Host-to-device copy of the training split: CUDA only (the other backends compute in place)."""
-    kern = get_backend(variant.backend)
-    if not hasattr(kern, "stage"):
+    if variant.backend != "cuda":  # the other backends' stage is the identity: they read X where it lies
         return None
+    kern = get_backend(variant.backend)
     X = data.rows("train", variant)
     kern.stage(X)
     return lambda: kern.stage(X)
@@ -273,6 +283,71 @@ def _inference(operation, which, peer_table=None, model=False):
     table = {"kernels": _infer(operation, which)}
     table.update({p: _infer_peer(which, peer_table) for p in (peer_table or {})})
     return {**table, "model": _predict_model(which)} if model else table
+
+
+# ---------------------------------------------------------------- many models
+
+#: Learning rates of the "16 learning rates" workload: 0.02 to 1, evenly on a log scale.
+MANY_RATES = tuple(float(r) for r in np.geomspace(0.02, 1.0, 16))
+#: The grid of the grid-search workload (8 candidates), searched with 3 stratified folds.
+GRID = {"learning_rate": [0.05, 0.1, 0.2, 0.5], "weight_decay": [0.0, 1e-4]}
+GRID_FOLDS = 3
+
+
+def _tutorial_models(kind, backend):
+    """The workload's models, fresh: W1's recipe each (1000 steps of 100), with 16 learning rates and one
+    seed, 16 seeds and one rate, or 64 seeds."""
+    from ..model import SoftmaxRegression
+
+    if kind == "rates":
+        return [SoftmaxRegression(backend=backend, learning_rate=r, seed=0) for r in MANY_RATES]
+    count = {"seeds": 16, "seeds64": 64}[kind]
+    return [SoftmaxRegression(backend=backend, learning_rate=LR, seed=s) for s in range(count)]
+
+
+def _many_models(kind):
+    """Preparers of the many-model workloads: one model alone, every model one fit after another, and all of
+    them through one ``fit_many``. Each call fits fresh models from zero, as a user's search does."""
+    def one(data, variant):
+        X, y = data.rows("train", variant), data.train_labels
+        run = lambda: _tutorial_models(kind, variant.backend)[0].fit(X, y)  # noqa: E731
+        run()
+        return run
+
+    def fits(data, variant):
+        X, y = data.rows("train", variant), data.train_labels
+
+        def run():
+            return [model.fit(X, y) for model in _tutorial_models(kind, variant.backend)]
+        run()
+        return run
+
+    def many(data, variant):
+        from ..model import fit_many
+
+        X, y = data.rows("train", variant), data.train_labels
+        run = lambda: fit_many(_tutorial_models(kind, variant.backend), X, y)  # noqa: E731
+        run()
+        return run
+
+    return {"one": one, "fits": fits, "many": many}
+
+
+def _grid_search(which):
+    """scikit-learn's ``GridSearchCV`` or fastsoftmax's, on the same estimator (W1's recipe), grid and
+    ``StratifiedKFold`` folds of the training split."""
+    def prepare(data, variant):
+        from ..model import SoftmaxRegression
+        from ..model_selection import GridSearchCV, stratified_folds
+
+        if which == "sklearn-grid":  # a peer: skipped where scikit-learn is not installed (variant_problem)
+            from sklearn.model_selection import GridSearchCV
+        X, y = data.rows("train", variant), data.train_labels
+        folds = stratified_folds(y, GRID_FOLDS)  # scikit-learn's StratifiedKFold(3): the same folds
+        run = lambda: GridSearchCV(SoftmaxRegression(), GRID, cv=folds).fit(X, y)  # noqa: E731
+        run()
+        return run
+    return prepare
 
 
 WORKLOADS = (
@@ -293,6 +368,16 @@ WORKLOADS = (
              {"kernels": _sgd, "numpy-loop": _sgd_numpy_loop}, matmul=False),
     Workload("transfer", "host-to-device copy of the training split", None,
              lambda d: len(d.train_pixels), 0, {"kernels": _transfer}, matmul=False),
+    Workload("lr16", "16 learning rates, one seed (W1 each)", "train_many", lambda d: 16 * len(d.order_w1),
+             TRAIN_FLOPS, _many_models("rates"), baseline="fits-u8"),
+    Workload("seeds16", "16 seeds, one learning rate (W1 each)", "train_many", lambda d: 16 * len(d.order_w1),
+             TRAIN_FLOPS, _many_models("seeds"), baseline="fits-u8"),
+    Workload("seeds64", "64 seeds, one learning rate (W1 each)", "train_many", lambda d: 64 * len(d.order_w1),
+             TRAIN_FLOPS, _many_models("seeds64"), heavy=True, baseline="cuda-fits-u8"),
+    Workload("grid8x3", "grid search, 8 candidates x 3 folds (W1 each)", "train_many",
+             lambda d: 8 * GRID_FOLDS * len(d.order_w1), TRAIN_FLOPS,
+             {"sklearn-grid": _grid_search("sklearn-grid"), "grid": _grid_search("grid")},
+             baseline="sklearn-grid-u8"),
 )
 
 
