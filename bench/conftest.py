@@ -2,10 +2,9 @@
 
 import pytest
 
-from tests.realdata import FASHION_DIR, require
-
 import fastsoftmax as fs
 from fastsoftmax.benchmark.workloads import Data
+from tests.realdata import FASHION_DIR, require
 
 
 @pytest.fixture(scope="session")

@@ -383,7 +383,8 @@ class Check:
                               deadline - time.monotonic(), env)
             self.wait([step])
             found = read_json(self.work / "versions.json") or {}
-            line = found.get("line") or f"preflight failed: no answer within {step.seconds:.0f} s ({step.log_path.name})"
+            line = found.get("line") or (f"preflight failed: no answer within {step.seconds:.0f} s "
+                                         f"({step.log_path.name})")
             tries.append({"rc": step.rc, "seconds": step.seconds, "CUDA_HOME": env.get("CUDA_HOME"), "line": line})
             retry = (step.rc == 3 and not env.get("CUDA_HOME") and Path(STANDARD_CUDA_HOME).is_dir()
                      and time.monotonic() < deadline)

@@ -1,4 +1,4 @@
-"""The ``fastsoftmax`` command line: ``train``, ``evaluate``, ``info``, ``bench``.
+"""The ``fastsoftmax`` command line: ``train``, ``evaluate``, ``sweep``, ``info``, ``bench``.
 
 The only layer that prints. Library errors become one ``error:`` line (a missing
 dataset a few lines, ending with how to provide it) and exit status 1; wrong
@@ -655,7 +655,8 @@ def cmd_sweep(args) -> int:
     print(f"  {'learning_rate':>13} {'weight_decay':>12} {'lr_decay':>8} {'seed':>4} {'validation':>10} {'test':>6}")
     for i, run in enumerate(runs):
         print(f"{'*' if i == best else ' '} {run['learning_rate']:>13g} {run['weight_decay']:>12g} "
-              f"{run['lr_decay']:>8g} {run['seed']:>4} {run['validation_accuracy']:>10.4f} {run['test_accuracy']:>6.4f}")
+              f"{run['lr_decay']:>8g} {run['seed']:>4} {run['validation_accuracy']:>10.4f} "
+              f"{run['test_accuracy']:>6.4f}")
     print(f"best (*) by validation accuracy: learning rate {runs[best]['learning_rate']:g}, weight decay "
           f"{runs[best]['weight_decay']:g}, lr decay {runs[best]['lr_decay']:g}, seed {runs[best]['seed']}")
     for path in result.get("outputs", []):

@@ -225,12 +225,12 @@ def test_a_data_dir_that_is_not_a_directory_is_an_error(command, tmp_path, capsy
     (tmp_path / "a-file").write_text("x")
     model = fs.SoftmaxRegression(backend="numpy", batch_size=4, progress=False).fit(np.eye(4), [0, 1, 2, 3], steps=1)
     first = [str(model.save(tmp_path / "m.npz"))] if command == "evaluate" else []
-    for given, problem in ((tmp_path / "no" / "such" / "folder", "no such directory"),
-                           (tmp_path / "a-file", "not a directory")):
+    for folder, problem in ((tmp_path / "no" / "such" / "folder", "no such directory"),
+                            (tmp_path / "a-file", "not a directory")):
         for offline in ([], ["--offline"]):
-            code, out, err = run_main(capsys, command, *first, "--dataset", "fashion-mnist", "--data-dir", str(given),
+            code, out, err = run_main(capsys, command, *first, "--dataset", "fashion-mnist", "--data-dir", str(folder),
                                       *offline)
-            assert code == 1 and err == f"error: --data-dir {given}: {problem}\n"
+            assert code == 1 and err == f"error: --data-dir {folder}: {problem}\n"
     assert not (tmp_path / "no").exists()
 
 

@@ -120,7 +120,8 @@ def results_name(machine: dict) -> str:
     dict): vendor, model name, microarchitecture and core count, e.g. ``cpu-amd-epyc-zen4-2core``."""
     words = re.sub(r"\((R|TM|tm)\)|@.*$|\b(CPU|Processor|\d+-Core)\b", " ", machine.get("cpu") or "")
     vendor = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}.get(machine.get("cpu_vendor"), "")
-    parts = [vendor] + words.lower().split() + re.sub(r"([a-z]) (\d)", r"\1\2", (machine.get("cpu_microarchitecture") or "").lower()).split()
+    microarchitecture = (machine.get("cpu_microarchitecture") or "").lower()
+    parts = [vendor] + words.lower().split() + re.sub(r"([a-z]) (\d)", r"\1\2", microarchitecture).split()
     slug = "-".join(dict.fromkeys(re.sub(r"[^a-z0-9]+", "-", " ".join(p for p in parts if p)).strip("-").split("-")))
     if not machine.get("cpu_microarchitecture") and machine.get("cpu_family") is not None:
         slug += f"-family{machine['cpu_family']}-model{machine['cpu_model']}"

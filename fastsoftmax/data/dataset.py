@@ -206,7 +206,10 @@ def read_data_sets(data_dir=None, *, dataset="mnist", one_hot=False, validation_
     if not 0 <= validation_size <= n_train:
         raise InputError(f"validation_size must be in [0, {n_train}], got {validation_size}")
     seeds = np.random.SeedSequence(seed).spawn(3)
-    make = lambda pix, lab, s: DataSet(pix, lab, num_classes=spec.num_classes, one_hot=one_hot, seed=s)
+
+    def make(pix, lab, s):
+        return DataSet(pix, lab, num_classes=spec.num_classes, one_hot=one_hot, seed=s)
+
     train_pix, train_lab = arrays["train_images"], arrays["train_labels"]
     return Datasets(
         train=make(train_pix[validation_size:], train_lab[validation_size:], seeds[0]),

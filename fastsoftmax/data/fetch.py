@@ -23,10 +23,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pooch
-import requests
-import urllib3
-
 from .._atomic import current_umask, is_dir, is_file
 from ..errors import DataNotFoundError, DownloadError, InputError
 from .manifest import DATASETS, PARTS, DatasetSpec, FileSpec
@@ -53,7 +49,11 @@ SYSTEM_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 def cache_root() -> Path:
     """The directory for downloads and parsed-array caches (``$FASTSOFTMAX_CACHE`` overrides)."""
     env = os.environ.get("FASTSOFTMAX_CACHE")
-    return Path(env) if env else Path(pooch.os_cache("fastsoftmax"))
+    if env:
+        return Path(env)
+    import platformdirs  # pooch's own choice of cache directory (pooch.os_cache), without importing pooch
+
+    return Path(platformdirs.user_cache_dir("fastsoftmax"))
 
 
 def offline() -> bool:
@@ -122,6 +122,8 @@ def download_file(file: FileSpec, mirrors, dest_dir, *, progressbar=True, timeou
     OSError
         ``dest_dir`` cannot be made or written.
     """
+    import requests  # the download stack loads only when something is downloaded
+
     dest_dir = Path(dest_dir)
     target = dest_dir / file.filename
     made = _make_directories(dest_dir)
@@ -191,6 +193,8 @@ class _CheckedSink:
 def _fetch(url: str, file: FileSpec, target: Path, progressbar, timeout) -> None:
     """Stream ``url`` into a temporary file beside ``target``; rename it to ``target`` only
     if its size and sha256 are ``file``'s, delete it otherwise."""
+    import pooch
+
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{file.filename}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -209,6 +213,9 @@ def _fetch(url: str, file: FileSpec, target: Path, progressbar, timeout) -> None
 
 def _reason(exc) -> tuple[str, bool]:
     """Why a download failed, in a few words, and whether the mirror could not be connected to at all."""
+    import requests
+    import urllib3
+
     if isinstance(exc, _BadDownload):
         return str(exc), False
     if isinstance(exc, requests.HTTPError) and exc.response is not None:

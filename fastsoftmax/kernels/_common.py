@@ -15,6 +15,7 @@ from .. import validation
 from ..errors import DivergenceError, InputError
 from ..validation import Average, Averages, Run
 
+
 def average_inverse(count, start, step, dtype):
     """``dtype(1 / k)``, the weight of step ``step``'s snapshot in the running mean (``step`` may be an array)."""
     return dtype.type(1.0 / (count + (step - start) + 1))

@@ -20,7 +20,8 @@ _pool = None
 
 
 def thread_count(most: int) -> int:
-    """Threads a call uses: Numba's thread count (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``), at most ``most``."""
+    """Threads a call uses: Numba's thread count (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``), at most
+    ``most``."""
     return max(1, min(numba.get_num_threads(), most))
 
 

@@ -12,7 +12,6 @@ import numpy as np
 
 from .. import validation
 from . import _common, _cpu_threads, _cpu_training
-from .pixels import PIXEL_SCALE
 from ._cpu_kernels import (
     CACHE,
     _axpy,
@@ -26,6 +25,7 @@ from ._cpu_kernels import (
     class_blocks,
     padded_classes,
 )
+from .pixels import PIXEL_SCALE
 
 __all__ = ["CACHE", "forward", "predict", "xent_loss", "xent_grad", "sgd_step", "xent_sgd_step",
            "train_steps", "train_many", "predict_many", "stage"]

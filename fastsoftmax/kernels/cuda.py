@@ -36,8 +36,8 @@ import warnings
 
 import numpy as np
 
-from ..errors import InputError
 from .. import validation
+from ..errors import InputError
 from . import _common
 from .pixels import PIXEL_SCALE
 
@@ -81,12 +81,33 @@ if _PROBLEM:
 from numba.cuda.cudadrv.driver import CudaAPIError  # noqa: E402
 
 from ._cuda_kernels import (  # noqa: E402  (only once a device, real or simulated, is known to be there)
-    CHUNK_ROWS, FAST_CLASSES, ROW_THREADS, SUM_ITEMS, THREADS, _axpy_kernel, _block_sums_kernel,
-    _generic_forward_kernel, _generic_grad_kernel, _generic_loss_kernel, _generic_predict_kernel,
-    _partial_grad_kernel, _sum_chunks_kernel, blocks_per_sm, packed_weights, packing, row_kernels,
-    rows_per_block, stages_weights)
+    CHUNK_ROWS,
+    FAST_CLASSES,
+    ROW_THREADS,
+    SUM_ITEMS,
+    THREADS,
+    _axpy_kernel,
+    _block_sums_kernel,
+    _generic_forward_kernel,
+    _generic_grad_kernel,
+    _generic_loss_kernel,
+    _generic_predict_kernel,
+    _partial_grad_kernel,
+    _sum_chunks_kernel,
+    blocks_per_sm,
+    packed_weights,
+    packing,
+    row_kernels,
+    rows_per_block,
+    stages_weights,
+)
 from ._cuda_training import (  # noqa: E402
-    TRAIN_BLOCKS, TRAIN_THREADS, _train_cooperative_kernel, _train_parts_kernel, _train_update_kernel)
+    TRAIN_BLOCKS,
+    TRAIN_THREADS,
+    _train_cooperative_kernel,
+    _train_parts_kernel,
+    _train_update_kernel,
+)
 
 log = logging.getLogger(__name__)
 

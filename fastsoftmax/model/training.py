@@ -21,7 +21,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import validation
 from ..errors import ConvergenceWarning, DivergenceError, InputError, InputTypeError
@@ -242,6 +241,8 @@ def _run_pass(jobs, X, y_idx):
     if X.dtype.kind == "f":  # rows that can hold NaN and that no batch drew are checked at the end
         for job in jobs:
             job.unseen = np.ones(X.shape[0] if job.rows is None else job.rows.size, bool)
+    from tqdm.auto import tqdm  # loaded with the first training run, not with the package
+
     longest = max(job.total for job in jobs)
     bar = tqdm(total=longest, unit="step", disable=not _show_progress(jobs, longest), leave=False)
     try:
