@@ -22,17 +22,20 @@ with the same per-model arithmetic.
 2. **softmax rows** (:func:`_softmax_phase`), after a grid-wide barrier: a thread
    per (row, class) sums its ``S`` partial logits in slice order (the loads
    issued :data:`PART_LOADS` at a time, so the sum waits for a few round trips
-   instead of ``S``), then one thread per row takes the log-sum-exp; the gradient
-   rows ``G[m, r]`` and each chunk of rows' summed loss go to global memory. The
-   rows of all models are spread over all blocks.
+   instead of ``S``); the row's logits meet in shared memory, where each of its
+   threads takes the log-sum-exp (one block barrier a chunk of rows); the
+   gradient rows ``G[m, r]`` and each chunk of rows' summed loss go to global
+   memory. The rows of all models are spread over all blocks, so that one
+   model's softmax is not a chain of ``S x C`` loads on one SM.
 3. **update** (:func:`_update_phase`), after a second barrier: each tile updates
    its models' slices of W in shared memory from ``G`` (and b, the weight of a
    constant feature of ones, on the slice-0 tile; the running average where
    kept). A thread holds a 4 x 4 block of ``dW`` over one eighth of the rows
-   (:data:`ROW_PARTS`); the eight parts are added by warp shuffles. Every thread
-   that needs a model's loss sums its chunks' losses in the same order, so every
-   tile takes the same decision to stop a model before a non-finite step, with no
-   further exchange; the others go on.
+   (:data:`ROW_PARTS`), so that one model's update keeps a few hundred threads
+   busy rather than a few dozen; the eight parts are added by warp shuffles.
+   Every thread that needs a model's loss sums its chunks' losses in the same
+   order, so every tile takes the same decision to stop a model before a
+   non-finite step, with no further exchange; the others go on.
 
 Phase 3 of a step and phase 1 of the next touch only the tile's own slices, so
 they need no barrier between them: two grid-wide barriers a step. Where a block
@@ -57,6 +60,10 @@ Two ways to run it:
 Both call the same device functions, and every sum runs in an order fixed by the
 model's shape and the library's constants, so both paths, any grid and any
 number of models beside give the same bits. Nothing uses floating-point atomics.
+The constants that fix the order are :data:`SLICE_FEATURES` and :data:`SLICE_BYTES`
+(the slices), :data:`ROW_PARTS` (the update's row parts) and :data:`TRAIN_THREADS`
+(the chunks of rows whose losses are added first); the simulator's smaller values
+give other bits than a GPU's, each repeatable.
 """
 
 from __future__ import annotations
@@ -92,8 +99,9 @@ TRAIN_SHARED_BYTES = 1 << 30 if SIMULATED else 40 * 1024
 ROW_PARTS = 1 if SIMULATED else 8
 #: Pixels of the next batch each thread holds in registers across the barriers.
 X_PREFETCH = 16
-#: Partial logits a thread has in flight while summing a logit's slices.
-PART_LOADS = 8
+#: Partial logits a thread has in flight while summing a logit's slices: 784 pixels' 25 slices are two
+#: round trips to L2, on the critical path of every step (32 spill on sm_90).
+PART_LOADS = 16
 
 _load4 = vector_loader(4)
 _FLOAT64 = np.dtype(np.float64)  # the simulator's dynamic shared arrays want a dtype instance
@@ -376,8 +384,9 @@ def _logits_phase(inputs, models, scratch, plan, smem, s, stage, regs):
             q = item // quads % Q
             mi = item // quads // Q
             m = inputs.members[first + mi]
-            for i in range(4):
-                rows[i] = inputs.orders[g, s * plan.batch + min(q + i * Q, plan.batch - 1)]
+            if not plan.staged:
+                for i in range(4):
+                    rows[i] = inputs.orders[g, s * plan.batch + min(q + i * Q, plan.batch - 1)]
             for e in range(16):
                 acc[e] = 0
             base = _slot(plan, p, mi) + 4 * cq
