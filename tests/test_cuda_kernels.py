@@ -6,11 +6,16 @@ class count, float and uint8 rows, packed four pixels a word or not, W staged in
 shared memory or read from global memory, a persistent grid that strides over
 more rows than it has slots), the generic kernels for more classes, non-finite
 rows flagged on the device, the fixed-order sums, and training on the cooperative
-path and the per-step path split across several blocks, with averaging, weight
-decay, per-step rates and a stop before a non-finite step.
+path and the per-step path, one slice or several (tiles over several blocks or
+taken in turn by one), with averaging, weight decay, per-step rates and a stop
+before a non-finite step; train_many bitwise against the CUDA train_steps model
+by model (and the reference within tolerance), whatever the models beside, their
+order and the grid.
 
 In the simulator (the default, see conftest.py) shapes stay small: every GPU
-thread is a Python thread. With NUMBA_ENABLE_CUDASIM=0 the same tests run on the GPU.
+thread is a Python thread, so the ``sliced`` fixture also patches small training
+blocks, as stumpy's tests patch a small threads-per-block. With
+NUMBA_ENABLE_CUDASIM=0 the same tests run on the GPU.
 """
 
 import importlib
