@@ -14,7 +14,7 @@ from fastsoftmax.kernels import reference as ref
 
 from .conftest import kernels_or_skip
 
-BACKENDS = ["numpy", "cpu"]
+BACKENDS = ["numpy", "cpu", "cuda"]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 

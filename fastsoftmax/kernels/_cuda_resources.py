@@ -6,8 +6,8 @@ Each kernel is compiled to PTX by numba-cuda (NVVM) with the launch bounds its
 assembled for the target by nvJitLink (``verbose``: ptxas's own report). A kernel
 passes when it spills nothing, fits its launch (registers x threads per block,
 times the resident blocks its launch bounds promise, within the 64K registers of
-an SM) and, for the fast row kernels, keeps its per-row accumulators in registers
-(no stack frame).
+an SM) and, for the fast row kernels and the training kernels, keeps its
+accumulators in registers (no stack frame).
 
 ``python -m fastsoftmax.kernels._cuda_resources`` prints the table (sm_90 unless
 ``--cc 10.0``); ``tests/test_cuda_resources.py`` fails on any kernel that does not
@@ -91,7 +91,7 @@ def _signatures(quick=False):
     i64, f64 = T.Array(T.int64, 1, "C"), T.Array(T.float64, 1, "C")
     for ft in (T.float32, T.float64):
         dtype = str(ft)
-        M, v, M3, M4 = (T.Array(ft, n, "C") for n in (2, 1, 3, 4))
+        M, v, M3 = (T.Array(ft, n, "C") for n in (2, 1, 3))
         # fast row kernels: C = 16 bounds their registers from above; C = 10 is MNIST. Rows are
         # read as words (see packing): 784 uint8 pixels as uint64, 28 as uint32, odd widths one by one
         pair = T.complex64 if ft == T.float32 else T.complex128
@@ -116,11 +116,12 @@ def _signatures(quick=False):
             yield "generic loss", variant, k._generic_loss_kernel, (X, ft, M, v, i64, f64, i64), True
             yield "generic grad", variant, k._generic_grad_kernel, (X, ft, M, v, i64, ft, M, f64, i64), True
             yield "partial grad", variant, k._partial_grad_kernel, (X, ft, M, M3, M), True
-            train = (X, ft, i64, M, i64, T.int64, f64, T.float64, v, f64, i64, M4, M3, M, M, v)
-            yield "train cooperative", variant, t._train_cooperative_kernel, train, True
-            yield "train parts", variant, t._train_parts_kernel, (X, M, i64, T.int64, T.int64, M4, i64), True
-            update = (X, ft, i64, M, i64, T.int64, T.int64, f64, T.float64, v, f64, i64, M4, M3, M, M, v)
-            yield "train update", variant, t._train_update_kernel, update, True
+            # training: the signature the wrappers launch with; its 4 x 4 blocks stay in registers
+            xdtype = str(xt)
+            yield "train cooperative", variant, t._train_cooperative_kernel, t.train_signature(xdtype, dtype), False
+            steps = t.train_signature(xdtype, dtype, per_step=True)
+            yield "train slices", variant, t._train_slices_kernel, steps, False
+            yield "train rows", variant, t._train_rows_kernel, steps, False
         yield "sum chunks", dtype, k._sum_chunks_kernel, (M, v), True
         yield "axpy", dtype, k._axpy_kernel, (v, v, ft), True
     yield "block sums", "float64", k._block_sums_kernel, (f64, f64), True

@@ -12,20 +12,23 @@ is there; :func:`fastsoftmax.kernels.get_backend` turns that into
 :class:`~fastsoftmax.errors.BackendUnavailableError`.
 
 How the kernels are shaped, and why: see :mod:`._cuda_kernels` (inference and
-gradients: lanes of a warp per row, W staged in shared memory, the class count a
-compile-time constant, warp-shuffle sums, a persistent grid) and
-:mod:`._cuda_training` (SGD: W's features split across blocks, one grid-wide
-barrier a step, every block computing the same softmax). Every sum runs in a
-fixed order, so repeated runs give bitwise-identical results; non-finite rows are
+gradients: lanes of a warp per row, W staged in shared memory and read in 16-byte
+vectors, the class count a compile-time constant, warp-shuffle sums, a persistent
+grid) and :mod:`._cuda_training` (SGD of one or many models: each model's features
+cut into slices by its shape alone, (model, slice) tiles dealt to the blocks, W
+slices and batch rows kept in shared memory, two grid-wide barriers a step). Every
+sum runs in a fixed order, so repeated runs give bitwise-identical results, and a
+model trained among others gets the bits it gets alone; non-finite rows are
 flagged on the device, so no call scans its result on the host.
 
 Which training path runs where: on a GPU, one cooperative launch for the whole
-call (``_train_cooperative_kernel``, as many blocks as :data:`TRAIN_BLOCKS`, the
-features and ``max_cooperative_grid_blocks`` allow); in the simulator, which runs
-cooperative grids as one block, the same kernel with one block. The per-step
-path (two launches a step, any number of blocks) is the GPU's fallback when a
-cooperative launch is refused, and what the tests use to check the split across
-blocks in the simulator.
+call (``_train_cooperative_kernel``, one block a tile, at most
+``max_cooperative_grid_blocks``; models whose W slices do not fit that many blocks'
+shared memory train in several such calls); in the simulator, which runs
+cooperative grids as one block, the same kernel with one block working on every
+tile. The per-step path (two launches a step, any number of blocks) is the GPU's
+fallback when a cooperative launch is refused (:data:`COOPERATIVE_REFUSED`), and
+what the tests use to check tiles spread over several blocks in the simulator.
 """
 
 from __future__ import annotations
@@ -81,33 +84,26 @@ if _PROBLEM:
 from numba.cuda.cudadrv.driver import CudaAPIError  # noqa: E402
 
 from ._cuda_kernels import (  # noqa: E402  (only once a device, real or simulated, is known to be there)
-    CHUNK_ROWS,
-    FAST_CLASSES,
-    ROW_THREADS,
-    SUM_ITEMS,
-    THREADS,
-    _axpy_kernel,
-    _block_sums_kernel,
-    _generic_forward_kernel,
-    _generic_grad_kernel,
-    _generic_loss_kernel,
-    _generic_predict_kernel,
-    _partial_grad_kernel,
-    _sum_chunks_kernel,
-    blocks_per_sm,
-    packed_weights,
-    packing,
-    row_kernels,
-    rows_per_block,
-    stages_weights,
-)
+    CHUNK_ROWS, FAST_CLASSES, ROW_THREADS, SUM_ITEMS, THREADS, _axpy_kernel, _block_sums_kernel,
+    _generic_forward_kernel, _generic_grad_kernel, _generic_loss_kernel, _generic_predict_kernel,
+    _partial_grad_kernel, _sum_chunks_kernel, blocks_per_sm, packed_weights, packing, row_kernels,
+    rows_per_block, stages_weights)
+from . import _cuda_training  # noqa: E402
 from ._cuda_training import (  # noqa: E402
-    TRAIN_BLOCKS,
-    TRAIN_THREADS,
-    _train_cooperative_kernel,
-    _train_parts_kernel,
-    _train_update_kernel,
-)
+    STEP_BLOCKS_PER_SM, TRAIN_SHARED_BYTES, TrainInputs, TrainModels, TrainScratch, _train_cooperative_kernel,
+    _train_rows_kernel, _train_slices_kernel, plan_training, step_plan, train_signature)
+
+try:  # numba-cuda >= 0.30 launches through cuda.core, whose launch raises its own CUDAError
+    from cuda.core._utils.cuda_utils import CUDAError  # noqa: E402
+except ImportError:  # older cuda.core layouts, or none: numba's driver error is the one raised
+    CUDAError = CudaAPIError
+
+#: What a refused cooperative launch raises before anything ran. numba-cuda >= 0.30 launches
+#: through ``cuda.core.launch``, which raises ``CUDAError`` when the device takes no cooperative
+#: launch (some virtual GPUs; MIG) or the driver refuses it (``cuLaunchKernelEx``:
+#: CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE, CUDA_ERROR_NOT_SUPPORTED), and ``ValueError`` when the
+#: grid exceeds what its own occupancy query allows; earlier numba-cuda raised ``CudaAPIError``.
+COOPERATIVE_REFUSED = (CUDAError, CudaAPIError, ValueError)
 
 log = logging.getLogger(__name__)
 
@@ -179,23 +175,38 @@ def stage(X, y=None):
     return staged_X, OnDevice(y, (int(y.min()), int(y.max())) if y.size else (0, 0))
 
 
-def _inputs(X, F, dtype):
-    """Device X and its row count: a staged one after checking its shape, else checked and copied."""
+def _checked_inputs(X, F, dtype):
+    """X checked, not yet copied: a staged one after checking its shape, else the checked host array."""
     if isinstance(X, OnDevice):
         if len(X.shape) != 2 or X.shape[1] != F or X.shape[0] == 0 or X.dtype not in (np.uint8, dtype):
             raise InputError(f"staged X has shape {X.shape} dtype {X.dtype}; expected (N, {F}), uint8 or {dtype}")
-        return X.array, X.shape[0], X.dtype
-    X = validation.inputs(X, F, dtype)
-    return cuda.to_device(X), X.shape[0], X.dtype
+        return X
+    return validation.inputs(X, F, dtype)
 
 
-def _labels(y, n_rows, n_classes):
+def _inputs(X, F, dtype):
+    """Device X and its row count: a staged one after checking its shape, else checked and copied."""
+    X = _checked_inputs(X, F, dtype)
+    return _on_device(X), X.shape[0], X.dtype
+
+
+def _checked_labels(y, n_rows, n_classes):
+    """y checked, not yet copied: a staged one after checking its shape and labels, else int64 on the host."""
     if isinstance(y, OnDevice):
         if y.shape != (n_rows,) or y.low < 0 or y.high >= n_classes:
             raise InputError(f"staged y has shape {y.shape} and labels in [{y.low}, {y.high}]; "
                              f"expected ({n_rows},) in [0, {n_classes})")
-        return y.array
-    return cuda.to_device(validation.labels(y, n_rows, n_classes))
+        return y
+    return validation.labels(y, n_rows, n_classes)
+
+
+def _on_device(checked):
+    """A checked X or y on the device: staged already, or copied now."""
+    return checked.array if isinstance(checked, OnDevice) else cuda.to_device(checked)
+
+
+def _labels(y, n_rows, n_classes):
+    return _on_device(_checked_labels(y, n_rows, n_classes))
 
 
 class _Rows:
@@ -288,10 +299,11 @@ def predict_many(X, W, b, out=None):
     """The most probable class of each row under each of M models (int64 ``[M, N]``); see the reference.
     X is copied to the device once for all the models."""
     _, F, _, dtype = validation.stacked_weights(W, b)
-    X = X if isinstance(X, OnDevice) else stage(validation.inputs(X, F, dtype))
+    X = _checked_inputs(X, F, dtype)
     out = validation.output(out, (W.shape[0], X.shape[0]), np.int64)
+    staged = X if isinstance(X, OnDevice) else stage(X)
     for m in range(W.shape[0]):
-        predict(X, W[m], b[m], out=out[m])
+        predict(staged, W[m], b[m], out=out[m])
     return out
 
 
@@ -349,81 +361,158 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
 
     ``X`` and ``y`` may be :class:`OnDevice` stand-ins from :func:`stage`, so a
     fit made of several calls copies its data to the device once. ``average``
-    keeps the running weight average exactly as the reference does.
+    keeps the running weight average exactly as the reference does. The one-model
+    case of :func:`train_many`, through the same kernels.
     """
     return _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, average)
 
 
-@functools.lru_cache(maxsize=None)
-def _cooperative_limit(x_dtype, w_dtype) -> int:
-    """Most blocks a cooperative launch of the training kernel can have on this device."""
-    kernel = _train_cooperative_kernel
-    if SIMULATED:  # the simulator runs cooperative grids as a single block
-        return kernel.overloads[None].max_cooperative_grid_blocks(TRAIN_THREADS)
-    x, w, i = np.dtype(x_dtype), np.dtype(w_dtype), np.dtype(np.int64)
-    like = (np.zeros((1, 1), x), w.type(1), np.zeros(1, i), np.zeros((1, 1), w), np.zeros(1, i), 1,
-            np.zeros(1), 0.0, np.zeros(1, w), np.zeros(1), np.zeros(1, i), np.zeros((1, 1, 1, 1), w),
-            np.zeros((1, 1, 1), w), np.zeros((1, 1), w), np.zeros((1, 1), w), np.zeros(1, w))
-    signature = tuple(kernel.typeof_pyval(a) for a in like)
-    return int(kernel.compile(signature).max_cooperative_grid_blocks(TRAIN_THREADS))
+def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None,
+               group=None):
+    """Train M models at once on the device; see :func:`fastsoftmax.kernels.reference.train_many`.
+
+    Model ``m``'s W, b, average and losses are bitwise those :func:`train_steps` gives it alone
+    (on ``orders[group[m]]``, its rates and weight decay), whatever the other models: a model's
+    sums do not depend on the models beside it or on the grid (see :mod:`._cuda_training`).
+    ``X`` and ``y`` may be :class:`OnDevice` stand-ins from :func:`stage`.
+
+    Returns
+    -------
+    steps_done : ndarray, int64, ``[M]``
+    losses : ndarray, float64, ``[M, steps]``
+    """
+    return _train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay, losses, average, group)
+
+
+def _classes_supported(n_classes):
+    if n_classes > THREADS:
+        raise InputError(f"the CUDA backend supports at most {THREADS} classes, W has {n_classes}")
+
+
+def _label_stand_in(y, n_rows):
+    """What the shared checks read of y: staged labels were checked by :func:`_checked_labels` already."""
+    return np.zeros(n_rows, np.int64) if isinstance(y, OnDevice) else y
 
 
 def _train(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, average, path=None, blocks=None):
-    """``train_steps`` on the cooperative path (``path=None`` or "cooperative") or the per-step
-    one ("steps"), with at most ``blocks`` blocks (default :data:`TRAIN_BLOCKS`)."""
+    """``train_steps`` on the cooperative path (``path=None`` or "cooperative") or the per-step one
+    ("steps"), with at most ``blocks`` blocks (default: as many as a cooperative launch may have)."""
     F, C, dtype = validation.weights(W, b)
-    if C > THREADS:
-        raise InputError(f"the CUDA backend supports at most {THREADS} classes, W has {C}")
-    dX, N, xdtype = _inputs(X, F, dtype)
-    scale = dtype.type(PIXEL_SCALE if xdtype == np.uint8 else 1.0)
-    dy = _labels(y, N, C)
+    _classes_supported(C)
+    X = _checked_inputs(X, F, dtype)
+    N = X.shape[0]
+    y = _checked_labels(y, N, C)
     order, steps, rates = validation.schedule(order, batch_size, N, learning_rate, weight_decay, W.dtype)
     validation.writable(W, "W")
     validation.writable(b, "b")
     losses = validation.output(losses, (steps,), np.float64, "losses")
     average = validation.averaging(average, W, b)
     losses[:] = np.nan
-    if steps == 0:
-        return 0, losses
-    batch = int(batch_size)
-    inverses = _common.average_weights(average, steps, dtype)
+    W_many, b_many, run = _common.as_one_of_many(W, b, None, order, steps, rates, weight_decay, losses, average)
+    # copied once every argument has passed
+    done = _run(_on_device(X), X.dtype, _on_device(y), W_many, b_many, run, int(batch_size), path, blocks)
+    # as the reference: a last update that overflowed W is refused, though its loss was finite
+    return _common.finished(done[0], losses, W, b)
+
+
+def _train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay, losses, average, group, path=None,
+                blocks=None):
+    """``train_many`` on the given path with at most ``blocks`` blocks, as :func:`_train`."""
+    _, F, C, dtype = validation.stacked_weights(W, b)
+    _classes_supported(C)
+    X = _checked_inputs(X, F, dtype)
+    N = X.shape[0]
+    staged_y = isinstance(y, OnDevice)
+    y = _checked_labels(y, N, C) if staged_y else y  # a host y is checked with the rest, below
+    run = validation.many_arguments(X, _label_stand_in(y, N), W, b, C, orders, group, batch_size, learning_rate,
+                                    weight_decay, losses, average)
+    # copied once every argument has passed
+    dy = _on_device(y if staged_y else run.y)
+    done = _run(_on_device(X), X.dtype, dy, W, b, run, int(batch_size), path, blocks)
+    return _common.finished_many(done, run.losses, W, b)
+
+
+@functools.lru_cache(maxsize=None)
+def _cooperative_limit(x_dtype, w_dtype) -> int:
+    """Most blocks a cooperative launch of the training kernel can have on this device, with
+    the most dynamic shared memory a training launch asks for."""
+    kernel = _train_cooperative_kernel
+    if SIMULATED:  # the simulator runs cooperative grids as a single block
+        return kernel.overloads[None].max_cooperative_grid_blocks(_cuda_training.TRAIN_THREADS)
+    compiled = kernel.compile(train_signature(x_dtype, w_dtype))
+    return int(compiled.max_cooperative_grid_blocks(_cuda_training.TRAIN_THREADS, TRAIN_SHARED_BYTES))
+
+
+def _run(dX, xdtype, dy, W, b, run, batch, path=None, blocks=None):
+    """Train the models of ``run`` (a checked :class:`~fastsoftmax.validation.Run`) in place on the device; returns
+    ``done`` ``[M]``. Models whose slices of W do not all fit the blocks' shared memory at once
+    train in several calls, each of every step: their results do not depend on it."""
+    M, F, C = W.shape
+    dtype = W.dtype
+    if run.steps == 0:
+        return np.zeros(M, np.int64)
     cooperative = path in (None, "cooperative")
-    B = min(blocks or TRAIN_BLOCKS, F)
+    limit = _cooperative_limit(xdtype.name, dtype.name)
+    if limit < 1:
+        cooperative = False  # the device takes no cooperative launch of this kernel
+    most = blocks or (limit if limit >= 1 else _sm_count() * STEP_BLOCKS_PER_SM)
     if cooperative:
-        limit = _cooperative_limit(xdtype.name, dtype.name)
-        if limit < 1:
-            cooperative = False  # the device takes no cooperative launch of this kernel
-        B = min(B, max(limit, 1))
-    d_W = cuda.to_device(W)
-    b_copies = cuda.to_device(np.tile(b, (B, 1)))  # each block's own b: no block reads what another writes
-    avg_W = cuda.to_device(average.W if average is not None else np.zeros((1, 1), dtype))
-    avg_b = cuda.to_device(average.b if average is not None else np.zeros(1, dtype))
-    d_losses = cuda.to_device(losses)
-    done = cuda.to_device(np.zeros(1, np.int64))
-    d_order, d_rates, d_inverses = cuda.to_device(order), cuda.to_device(rates), cuda.to_device(inverses)
-    G = cuda.device_array((B, batch, C), dtype)
-    decay = float(weight_decay)
+        most = min(most, limit)
+    layout = plan_training(run.group, run.orders.shape[0], F, C, dtype, batch, most)
+    if layout is None and M == 1:
+        # one model's slices do not fit the blocks a launch may have: launches per step take a block a slice
+        cooperative = False
+        layout = plan_training(run.group, run.orders.shape[0], F, C, dtype, batch, np.iinfo(np.int32).max)
+    if layout is None:
+        half = M // 2
+        return np.concatenate([_run(dX, xdtype, dy, W[part], b[part], _models_of(run, part), batch, path, blocks)
+                               for part in (slice(0, half), slice(half, M))])
+    plan, tiles, members, grid = layout
+    threads = _cuda_training.TRAIN_THREADS  # read here, so that the simulator's tests can make it smaller
+    scale = dtype.type(PIXEL_SCALE if xdtype == np.uint8 else 1.0)
+    averages = run.average
+    inverses = (_common.many_average_weights(averages, run.steps, dtype) if averages is not None
+                else np.zeros((M, run.steps), dtype))
+    inputs = TrainInputs(dX, dy, cuda.to_device(run.orders), cuda.to_device(run.group), cuda.to_device(run.rates),
+                         cuda.to_device(run.decays), cuda.to_device(inverses), cuda.to_device(tiles),
+                         cuda.to_device(members))
+    models = TrainModels(cuda.to_device(W), cuda.to_device(b),
+                         cuda.to_device(averages.W if averages is not None else np.zeros((1, 1, 1), dtype)),
+                         cuda.to_device(averages.b if averages is not None else np.zeros((1, 1), dtype)),
+                         cuda.to_device(run.losses), cuda.to_device(np.zeros(M, np.int64)))
+    scratch = TrainScratch(cuda.device_array((M, plan.slices, batch, C), dtype),
+                           cuda.to_device(np.zeros(M * batch * plan.classes, dtype)),
+                           cuda.device_array((M, plan.chunks), np.float64))
     if cooperative:
-        parts = cuda.device_array((2, B, batch, C), dtype)  # double-buffered by step parity
         try:
-            _launch(_train_cooperative_kernel, B, TRAIN_THREADS, dX, scale, dy, d_W, d_order, batch, d_rates,
-                    decay, d_inverses, d_losses, done, parts, G, b_copies, avg_W, avg_b)
-        except CudaAPIError as exc:  # refused before it ran (some shared or virtual GPUs): step by step
-            log.info("cooperative training launch refused (%s); launching step by step", exc)
+            _launch(_train_cooperative_kernel, grid, threads, inputs, models, scratch, plan, scale,
+                    sharedmem=plan.shared_bytes)
+        except COOPERATIVE_REFUSED as exc:  # refused before it ran (some shared or virtual GPUs): step by step
+            log.info("cooperative training launch refused (%s: %s); launching step by step", type(exc).__name__, exc)
             cooperative = False
     if not cooperative:
-        parts = cuda.device_array((1, B, batch, C), dtype)
-        for s in range(steps):
-            _launch(_train_parts_kernel, B, TRAIN_THREADS, dX, d_W, d_order, s, batch, parts, done)
-            _launch(_train_update_kernel, B, TRAIN_THREADS, dX, scale, dy, d_W, d_order, s, batch, d_rates,
-                    decay, d_inverses, d_losses, done, parts, G, b_copies, avg_W, avg_b)
-    d_losses.copy_to_host(losses)
+        plan = step_plan(plan)
+        for s in range(run.steps + 1):
+            _launch(_train_slices_kernel, grid, threads, inputs, models, scratch, plan, scale, s,
+                    sharedmem=plan.shared_bytes)
+            if s < run.steps:
+                _launch(_train_rows_kernel, grid, threads, inputs, models, scratch, plan, scale, s,
+                        sharedmem=plan.shared_bytes)
     # W and b come back in full: the kernels never apply a step whose loss was not finite.
-    d_W.copy_to_host(W)
-    b[...] = b_copies[0].copy_to_host()
+    models.losses.copy_to_host(run.losses)
+    models.W.copy_to_host(W)
+    models.b.copy_to_host(b)
+    if averages is not None:
+        models.avg_W.copy_to_host(averages.W)
+        models.avg_b.copy_to_host(averages.b)
+    return models.done.copy_to_host()
+
+
+def _models_of(run, part):
+    """The :class:`~fastsoftmax.validation.Run` of the models ``part`` (a slice) of ``run``: views, so that their
+    losses and running means land in the caller's arrays."""
+    average = run.average
     if average is not None:
-        avg_W.copy_to_host(average.W)
-        avg_b.copy_to_host(average.b)
-    done = int(done.copy_to_host()[0])
-    # as the reference: a last update that overflowed W is refused, though its loss was finite
-    return _common.finished(done, losses, W, b)
+        average = type(average)(average.W[part], average.b[part], average.start[part], average.count[part])
+    return run._replace(group=run.group[part], rates=run.rates[part], decays=run.decays[part],
+                        losses=run.losses[part], average=average)
