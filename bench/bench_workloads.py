@@ -11,6 +11,7 @@ peers only where they are installed.
 
 import time
 
+import numpy as np
 import pytest
 
 from fastsoftmax.benchmark import SETTLE_S
@@ -31,4 +32,25 @@ def bench_workload(benchmark, data, load, variant):
     if not benchmark.disabled:
         time.sleep(SETTLE_S)  # let NumPy's BLAS threads stop spinning (see fastsoftmax.benchmark.run)
     slow = load.heavy and variant.backend == "numpy"
-    benchmark.pedantic(run, rounds=3 if slow else 7, iterations=1)
+    result = benchmark.pedantic(run, rounds=3 if slow else 7, iterations=1)
+    assert_plausible(load.name, result)
+
+
+def assert_plausible(name, result):
+    """What a workload's call returns is a real result (finite weights, labels, losses), so a smoke run
+    that computes nothing fails: the in-place SGD update and the device copy return nothing."""
+    if result is None:
+        assert name in ("sgd-step", "transfer"), f"{name} returned nothing"
+        return
+    if isinstance(result, (list, tuple)):
+        assert len(result) > 0
+        for item in result:
+            assert_plausible(name, item)
+    elif hasattr(result, "best_score_"):  # a grid search
+        assert np.isfinite(result.best_score_) and 0 < result.best_score_ <= 1
+    elif hasattr(result, "coef_"):  # a fitted model
+        assert np.isfinite(result.coef_).all() and np.abs(result.coef_).max() > 0
+    elif hasattr(result, "shape") or np.isscalar(result):
+        values = np.asarray(result)
+        assert values.size > 0 and np.isfinite(values.astype(np.float64)).all(), f"{name}: non-finite result"
+    # anything else (a staged device array) is left as it is

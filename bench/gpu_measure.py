@@ -59,8 +59,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The variants and workloads of gpu-bench.json: what the README's GPU table is made from.
-VARIANTS = ("numpy-loop", "cpu-u8", "cuda-u8", "cuda-f32")
-WORKLOADS = ("w1", "predict-10k", "predict-1m", "forward-10k", "grad-10k", "transfer")
+VARIANTS = ("numpy-loop", "cpu-u8", "cuda-u8", "cuda-f32", "one-u8", "fits-u8", "many-u8", "cuda-one-u8",
+            "cuda-fits-u8", "cuda-many-u8")
+#: seeds16 on the machine's CPU cores (fit_many against one fit and 16 in a row), seeds64 on the GPU.
+WORKLOADS = ("w1", "predict-10k", "predict-1m", "forward-10k", "grad-10k", "transfer", "seeds16", "seeds64")
 #: The dry run's bench: one cheap workload on the CPU variants (a simulated GPU is never timed).
 DRY_WORKLOADS = ("predict-10k",)
 #: Rounds of each kernel timing and of W1 (median taken), and of each bench workload.

@@ -43,7 +43,7 @@ from pathlib import Path
 
 #: The oldest numba-cuda the CUDA backend runs on (pyproject.toml's ``numba-cuda>=0.30``).
 MIN_NUMBA_CUDA = (0, 30)
-#: Blocks of the grid-sync check: the most the training kernel launches (``TRAIN_BLOCKS``).
+#: Blocks of the grid-sync check: a grid of several blocks, each of which must wait for every other.
 COOPERATIVE_BLOCKS = 32
 #: Exit status when a CUDA library is missing, so that the caller can retry with CUDA_HOME.
 LIBRARIES_MISSING = 3

@@ -379,8 +379,9 @@ def test_train_many_takes_staged_rows_and_labels(kern, sliced):
 def test_a_model_that_stops_leaves_the_others_running(kern, sliced):
     """Group 1 meets a row of NaN at step 1: its model stops there. Model 2's rate makes its first
     update overflow float32: its next loss is not finite, so it stops at step 1 too, its W left
-    non-finite for the caller to see (train_steps raises for it). The others run every step, and
-    every model has the bits it has alone."""
+    non-finite, and the call raises DivergenceError naming it (train_steps raises for it alone too),
+    with the call's result attached. The others run every step, and every model has the bits it has
+    alone."""
     from fastsoftmax.errors import DivergenceError
 
     X, y, W, b, orders, _, batch, rates, decays = many_problem(5, pixels=False, models=4, steps=3)
@@ -391,7 +392,11 @@ def test_a_model_that_stops_leaves_the_others_running(kern, sliced):
     group = np.array([0, 1, 0, 0])
     rates[2] = 3e38
     decays[2] = 0.0
-    got = train_many(kern, X, y, W, b, orders, group, batch, rates, decays)
+    W_run, b_run = W.copy(), b.copy()
+    with pytest.raises(DivergenceError, match="model 2's update") as raised:
+        kern._train_many(X, y, W_run, b_run, orders, batch, rates, decays, None, None, group)
+    assert raised.value.models == [2]
+    got = (W_run, b_run, raised.value.losses, None, None, raised.value.done)
     np.testing.assert_array_equal(got[5], [3, 1, 1, 3])
     assert np.isnan(got[2][1:3, 1:]).all() and np.isfinite(got[2][[0, 3]]).all()
     assert not np.isfinite(got[0][2]).all() and np.isfinite(got[0][[0, 1, 3]]).all()
