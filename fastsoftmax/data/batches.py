@@ -93,8 +93,10 @@ class BatchOrder:
         self._index = 0  # without shuffling, a later epoch repeats the current order
 
     def copy(self) -> BatchOrder:
-        """An independent copy that continues with the same batches."""
-        other = copy.copy(self)
+        """An independent copy that continues with the same batches (the current epoch's order is
+        shared: an order is replaced, never changed in place)."""
+        other = object.__new__(BatchOrder)
+        other.__dict__.update(self.__dict__)  # not copy.copy: that goes through __setstate__, which redraws
         other._rng = copy.deepcopy(self._rng)
         return other
 
