@@ -4,7 +4,7 @@ Importing this package needs neither a GPU nor the CUDA packages.
 """
 
 from ._version import __version__
-from .data import read_data_sets
+from .data import read_data_sets, read_test_set
 from .errors import (
     BackendUnavailableError,
     CacheWarning,
@@ -26,7 +26,7 @@ from .errors import (
 )
 from .model import SoftmaxRegression, fit_many
 
-__all__ = ["__version__", "read_data_sets", "SoftmaxRegression", "fit_many", "FastSoftmaxError", "InputError",
-           "InputTypeError", "DataFileError", "DataReadError", "DataNotFoundError", "DownloadError", "ModelFileError",
-           "ModelNotFoundError", "DivergenceError", "NotFittedError", "BackendUnavailableError", "FileWriteError",
-           "PathIsDirectoryError", "ConvergenceWarning", "ChecksumWarning", "CacheWarning"]
+__all__ = ["__version__", "read_data_sets", "read_test_set", "SoftmaxRegression", "fit_many", "FastSoftmaxError",
+           "InputError", "InputTypeError", "DataFileError", "DataReadError", "DataNotFoundError", "DownloadError",
+           "ModelFileError", "ModelNotFoundError", "DivergenceError", "NotFittedError", "BackendUnavailableError",
+           "FileWriteError", "PathIsDirectoryError", "ConvergenceWarning", "ChecksumWarning", "CacheWarning"]

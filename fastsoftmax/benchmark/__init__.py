@@ -127,7 +127,7 @@ def _summarise(load: Workload, data, times) -> list:
             "workload": load.name, "title": load.title, "variant": name, "backend": v.backend,
             "rounds": len(t), "median_s": median, "iqr_s": q[2] - q[0], "min_s": min(t),
             "speedup": medians[load.baseline] / median if load.baseline in medians else None,
-            "gflops": load.flops(data) / median / 1e9 if load.matmul else None,
+            "gflops": load.flops(data, v) / median / 1e9 if load.matmul else None,
             "gbs": load.bytes(data, v) / median / 1e9,
         })
     return out

@@ -95,6 +95,7 @@ class Workload:
     implementations: dict = field(default_factory=dict)
     heavy: bool = False                 # left out by --quick
     baseline: str = BASELINE            # the variant this workload's ratios are taken against
+    models: int = 1                     # models trained per call (the "one" variants train one of them)
     matmul: bool = True
 
     def supports(self, variant: Variant) -> bool:
@@ -104,12 +105,17 @@ class Workload:
         make = self.implementations.get(variant.implementation)
         return make(data, variant) if make else None
 
-    def flops(self, data) -> float:
-        return float(self.rows(data) * self.flops_per_row)
+    def flops(self, data, variant: Variant | None = None) -> float:
+        """Floating-point operations per call (of one model, for a variant that trains one)."""
+        return float(self._rows_of(data, variant) * self.flops_per_row)
 
     def bytes(self, data, variant: Variant) -> float:
         """Bytes of input rows read per call: the traffic that bounds these kernels."""
-        return float(self.rows(data) * F * variant.itemsize)
+        return float(self._rows_of(data, variant) * F * variant.itemsize)
+
+    def _rows_of(self, data, variant):
+        one = variant is not None and variant.implementation == "one"
+        return self.rows(data) // self.models if one else self.rows(data)
 
 
 class Data:
@@ -369,11 +375,11 @@ WORKLOADS = (
     Workload("transfer", "host-to-device copy of the training split", None,
              lambda d: len(d.train_pixels), 0, {"kernels": _transfer}, matmul=False),
     Workload("lr16", "16 learning rates, one seed (W1 each)", "train_many", lambda d: 16 * len(d.order_w1),
-             TRAIN_FLOPS, _many_models("rates"), baseline="fits-u8"),
+             TRAIN_FLOPS, _many_models("rates"), baseline="fits-u8", models=16),
     Workload("seeds16", "16 seeds, one learning rate (W1 each)", "train_many", lambda d: 16 * len(d.order_w1),
-             TRAIN_FLOPS, _many_models("seeds"), baseline="fits-u8"),
+             TRAIN_FLOPS, _many_models("seeds"), baseline="fits-u8", models=16),
     Workload("seeds64", "64 seeds, one learning rate (W1 each)", "train_many", lambda d: 64 * len(d.order_w1),
-             TRAIN_FLOPS, _many_models("seeds64"), heavy=True, baseline="cuda-fits-u8"),
+             TRAIN_FLOPS, _many_models("seeds64"), heavy=True, baseline="fits-u8", models=64),
     Workload("grid8x3", "grid search, 8 candidates x 3 folds (W1 each)", "train_many",
              lambda d: 8 * GRID_FOLDS * len(d.order_w1), TRAIN_FLOPS,
              {"sklearn-grid": _grid_search("sklearn-grid"), "grid": _grid_search("grid")},

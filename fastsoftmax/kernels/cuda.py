@@ -83,15 +83,41 @@ if _PROBLEM:
 
 from numba.cuda.cudadrv.driver import CudaAPIError  # noqa: E402
 
-from ._cuda_kernels import (  # noqa: E402  (only once a device, real or simulated, is known to be there)
-    CHUNK_ROWS, FAST_CLASSES, ROW_THREADS, SUM_ITEMS, THREADS, _axpy_kernel, _block_sums_kernel,
-    _generic_forward_kernel, _generic_grad_kernel, _generic_loss_kernel, _generic_predict_kernel,
-    _partial_grad_kernel, _sum_chunks_kernel, blocks_per_sm, packed_weights, packing, row_kernels,
-    rows_per_block, stages_weights)
 from . import _cuda_training  # noqa: E402
+from ._cuda_kernels import (  # noqa: E402  (only once a device, real or simulated, is known to be there)
+    CHUNK_ROWS,
+    FAST_CLASSES,
+    ROW_THREADS,
+    SUM_ITEMS,
+    THREADS,
+    _axpy_kernel,
+    _block_sums_kernel,
+    _generic_forward_kernel,
+    _generic_grad_kernel,
+    _generic_loss_kernel,
+    _generic_predict_kernel,
+    _partial_grad_kernel,
+    _sum_chunks_kernel,
+    blocks_per_sm,
+    packed_weights,
+    packing,
+    row_kernels,
+    rows_per_block,
+    stages_weights,
+)
 from ._cuda_training import (  # noqa: E402
-    STEP_BLOCKS_PER_SM, TRAIN_SHARED_BYTES, TrainInputs, TrainModels, TrainScratch, _train_cooperative_kernel,
-    _train_rows_kernel, _train_slices_kernel, plan_training, step_plan, train_signature)
+    STEP_BLOCKS_PER_SM,
+    TRAIN_SHARED_BYTES,
+    TrainInputs,
+    TrainModels,
+    TrainScratch,
+    _train_cooperative_kernel,
+    _train_rows_kernel,
+    _train_slices_kernel,
+    plan_training,
+    step_plan,
+    train_signature,
+)
 
 try:  # numba-cuda >= 0.30 launches through cuda.core, whose launch raises its own CUDAError
     from cuda.core._utils.cuda_utils import CUDAError  # noqa: E402
