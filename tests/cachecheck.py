@@ -27,7 +27,7 @@ W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
 start = time.perf_counter()
 cpu.train_steps(X, y, W, b, np.arange(300), 100, 0.5)
 first_call_s = time.perf_counter() - start
-stats = _cpu_training._train_worker.stats
+stats = _cpu_training._train_team.stats
 print(json.dumps({"package": fastsoftmax.__file__, "first_call_s": first_call_s,
                   "to_first_step_s": time.perf_counter() - started,
                   "hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values()),
