@@ -320,6 +320,15 @@ def averaging(average, W, b):
     """Check ``train_steps``' ``average`` argument; return it as an :class:`Average` (or None)."""
     if average is None:
         return None
+    W_avg, b_avg, start, count = _average_arrays(average, W, b)
+    for name, value in (("average start", start), ("average count", count)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise InputError(f"{name} must be an integer >= 0, got {value!r}")
+    return Average(W_avg, b_avg, int(start), int(count))
+
+
+def _average_arrays(average, W, b):
+    """The tuple ``(W_avg, b_avg, start, count)`` of a training call, its arrays checked against W and b."""
     if not isinstance(average, tuple) or len(average) != 4:
         raise InputTypeError(f"average must be None or a tuple (W_avg, b_avg, start, count), got {describe(average)}")
     W_avg, b_avg, start, count = average
@@ -327,10 +336,7 @@ def averaging(average, W, b):
         if not isinstance(arr, np.ndarray) or arr.shape != like.shape or arr.dtype != like.dtype:
             raise InputError(f"{name} must be an array of shape {like.shape} dtype {like.dtype}, got {describe(arr)}")
         writable(arr, name)
-    for name, value in (("average start", start), ("average count", count)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise InputError(f"{name} must be an integer >= 0, got {value!r}")
-    return Average(W_avg, b_avg, int(start), int(count))
+    return W_avg, b_avg, start, count
 
 
 def run_arguments(X, y, W, b, n_classes, order, batch_size, learning_rate, losses, weight_decay):
@@ -392,6 +398,13 @@ class Averages(NamedTuple):
     b: np.ndarray
     start: np.ndarray
     count: np.ndarray
+
+
+def many_call(X, y, W, b, orders, group, batch_size, learning_rate, weight_decay, losses, average):
+    """Every argument of a host ``train_many`` call checked: ``(X contiguous, Run)``."""
+    _, F, C, dtype = stacked_weights(W, b)
+    X = inputs(X, F, dtype)
+    return X, many_arguments(X, y, W, b, C, orders, group, batch_size, learning_rate, weight_decay, losses, average)
 
 
 def many_arguments(X, y, W, b, n_classes, orders, group, batch_size, learning_rate, weight_decay, losses,
@@ -485,13 +498,7 @@ def _model_values(value, n_models, name, dtype):
 def _many_averages(average, W, b):
     if average is None:
         return None
-    if not isinstance(average, tuple) or len(average) != 4:
-        raise InputTypeError(f"average must be None or a tuple (W_avg, b_avg, start, count), got {describe(average)}")
-    W_avg, b_avg, start, count = average
-    for name, arr, like in (("average W", W_avg, W), ("average b", b_avg, b)):
-        if not isinstance(arr, np.ndarray) or arr.shape != like.shape or arr.dtype != like.dtype:
-            raise InputError(f"{name} must be an array of shape {like.shape} dtype {like.dtype}, got {describe(arr)}")
-        writable(arr, name)
+    W_avg, b_avg, start, count = _average_arrays(average, W, b)
     n_models = W.shape[0]
     counts = []
     for name, value in (("average start", start), ("average count", count)):

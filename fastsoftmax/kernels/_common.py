@@ -58,6 +58,17 @@ def one_step(train_steps, X, y, W, b, learning_rate, weight_decay):
     return finite_loss(float(losses[0]), dtype)
 
 
+def steps_call(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses, average):
+    """Every argument of a host ``train_steps`` call checked, as ``train_many``'s for one model:
+    ``(X contiguous, W [1, F, C], b [1, C], Run, losses [steps])``, views of the caller's arrays."""
+    F, C, dtype = validation.weights(W, b)
+    X = validation.inputs(X, F, dtype)
+    y, order, steps, rates, losses = validation.run_arguments(X, y, W, b, C, order, batch_size, learning_rate, losses,
+                                                              weight_decay)
+    average = validation.averaging(average, W, b)
+    return (X, *as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average), losses)
+
+
 def as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average) -> tuple:
     """``train_steps``' checked arguments as ``train_many``'s for one model; returns ``(W [1, F, C], b [1, C], Run)``.
 

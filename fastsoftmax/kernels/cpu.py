@@ -141,13 +141,9 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
     The one-model case of :func:`train_many`: the same compiled loop, so a model's bits do not
     depend on how many others it is trained with.
     """
-    F, C, dtype = validation.weights(W, b)
-    X = validation.inputs(X, F, dtype)
-    y, order, steps, rates, losses = validation.run_arguments(X, y, W, b, C, order, batch_size,
-                                                              learning_rate, losses, weight_decay)
-    average = validation.averaging(average, W, b)
-    done = _train(X, *_common.as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average),
-                  int(batch_size))
+    X, W1, b1, run, losses = _common.steps_call(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses,
+                                                average)
+    done = _train(X, W1, b1, run, int(batch_size))
     return _common.finished(int(done[0]), losses, W, b)
 
 
@@ -155,10 +151,7 @@ def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, 
                group=None):
     """M models in one call, models sharing a batch order reading its rows once, on every thread Numba allows;
     see :func:`fastsoftmax.kernels.reference.train_many`."""
-    _, F, C, dtype = validation.stacked_weights(W, b)
-    X = validation.inputs(X, F, dtype)
-    run = validation.many_arguments(X, y, W, b, C, orders, group, batch_size, learning_rate, weight_decay, losses,
-                                    average)
+    X, run = validation.many_call(X, y, W, b, orders, group, batch_size, learning_rate, weight_decay, losses, average)
     return _common.finished_many(_train(X, W, b, run, int(batch_size)), run.losses, W, b)
 
 

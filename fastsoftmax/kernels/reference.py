@@ -204,14 +204,10 @@ def train_steps(X, y, W, b, order, batch_size, learning_rate, weight_decay=0.0, 
         non-finite loss.
     losses : ndarray, float64, ``[steps]``
     """
-    F, C, dtype = validation.weights(W, b)
-    X = validation.inputs(X, F, dtype)
-    y, order, steps, rates, losses = validation.run_arguments(X, y, W, b, C, order, batch_size,
-                                                           learning_rate, losses, weight_decay)
-    average = validation.averaging(average, W, b)
-    done = _train(X, *_common.as_one_of_many(W, b, y, order, steps, rates, weight_decay, losses, average),
-                  int(batch_size))
-    return _common.finished(done[0], losses, W, b)
+    X, W1, b1, run, losses = _common.steps_call(X, y, W, b, order, batch_size, learning_rate, weight_decay, losses,
+                                                average)
+    done = _train(X, W1, b1, run, int(batch_size))
+    return _common.finished(int(done[0]), losses, W, b)
 
 
 def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, losses=None, average=None,
@@ -255,10 +251,7 @@ def train_many(X, y, W, b, orders, batch_size, learning_rate, weight_decay=0.0, 
 
     Model ``m``'s results are those of ``train_steps`` on ``W[m]``, ``b[m]`` and ``orders[group[m]]``.
     """
-    M, F, C, dtype = validation.stacked_weights(W, b)
-    X = validation.inputs(X, F, dtype)
-    run = validation.many_arguments(X, y, W, b, C, orders, group, batch_size, learning_rate, weight_decay, losses,
-                                 average)
+    X, run = validation.many_call(X, y, W, b, orders, group, batch_size, learning_rate, weight_decay, losses, average)
     return _common.finished_many(_train(X, W, b, run, int(batch_size)), run.losses, W, b)
 
 
