@@ -290,8 +290,9 @@ def _slot(plan, p, mi):
 
 
 @device_function
-def _load_slices(inputs, models, plan, smem):
-    """The block's tiles' W slices into shared memory, zero-padded to ``[features, classes]``."""
+def _move_slices(inputs, models, plan, smem, to_shared):
+    """The block's tiles' W slices between global and shared memory: into shared memory (zero-padded to
+    ``[features, classes]``) when ``to_shared``, back into W otherwise."""
     F, C = models.W.shape[1], models.W.shape[2]
     size = plan.features * plan.classes
     for p in range(plan.tiles_per_block):
@@ -301,24 +302,13 @@ def _load_slices(inputs, models, plan, smem):
             mi = e // size
             f = (e - mi * size) // plan.classes
             c = e - mi * size - f * plan.classes
-            smem[_slot(plan, p, 0) + e] = models.W[inputs.members[first + mi], f0 + f, c] \
-                if f < f1 - f0 and c < C else 0
-    cuda.syncthreads()
-
-
-@device_function
-def _store_slices(inputs, models, plan, smem):
-    F, C = models.W.shape[1], models.W.shape[2]
-    size = plan.features * plan.classes
-    for p in range(plan.tiles_per_block):
-        _, k, first, count = _tile(inputs, plan, p)
-        f0, f1 = _feature_slice(k, plan.slices, F)
-        for e in range(cuda.threadIdx.x, count * size, cuda.blockDim.x):
-            mi = e // size
-            f = (e - mi * size) // plan.classes
-            c = e - mi * size - f * plan.classes
-            if f < f1 - f0 and c < C:
+            inside = f < f1 - f0 and c < C
+            if to_shared:
+                smem[_slot(plan, p, 0) + e] = models.W[inputs.members[first + mi], f0 + f, c] if inside else 0
+            elif inside:
                 models.W[inputs.members[first + mi], f0 + f, c] = smem[_slot(plan, p, 0) + e]
+    if to_shared:
+        cuda.syncthreads()
 
 
 @device_function
@@ -641,7 +631,7 @@ def _train_cooperative_kernel(inputs, models, scratch, plan, scale):
     row_loss = cuda.shared.array(0, _FLOAT64, SHARED_ALIGN)  # the same memory, from plan.loss_offset
     regs = cuda.local.array(X_PREFETCH, inputs.X.dtype)
     steps = models.losses.shape[1]
-    _load_slices(inputs, models, plan, smem)
+    _move_slices(inputs, models, plan, smem, True)
     g, k, _, count = _tile(inputs, plan, 0)
     keep = plan.keep_x != 0 and count > 0
     restage = plan.staged != 0 and not keep
@@ -664,7 +654,7 @@ def _train_cooperative_kernel(inputs, models, scratch, plan, scale):
                 cuda.syncthreads()
             else:
                 _stage_rows(inputs, plan, smem, g, k, s + 1, regs)
-    _store_slices(inputs, models, plan, smem)
+    _move_slices(inputs, models, plan, smem, False)
 
 
 @cuda.jit(**jit_options(TRAIN_THREADS, STEP_BLOCKS_PER_SM))
@@ -672,10 +662,10 @@ def _train_slices_kernel(inputs, models, scratch, plan, scale, s):
     """Launches per step: phase 3 of step ``s - 1`` (if any), then phase 1 of step ``s`` (if any)."""
     smem = cuda.shared.array(0, models.W.dtype, SHARED_ALIGN)
     regs = cuda.local.array(X_PREFETCH, inputs.X.dtype)
-    _load_slices(inputs, models, plan, smem)
+    _move_slices(inputs, models, plan, smem, True)
     if s > 0:
         _update_phase(inputs, models, scratch, plan, smem, scale, s - 1, plan.staged != 0, regs)
-        _store_slices(inputs, models, plan, smem)
+        _move_slices(inputs, models, plan, smem, False)
     if s < models.losses.shape[1]:
         _logits_phase(inputs, models, scratch, plan, smem, s, plan.staged != 0, regs)
 
