@@ -102,14 +102,18 @@ def vector_loader(width):
     into 16-byte loads), so ``src[i]`` must be aligned to ``width`` elements (capped at 16 bytes)
     and ``dst`` should be a local array indexed by constants, which stays in registers. NVVM does
     not merge adjacent scalar loads into vector ones by itself: it cannot prove their alignment.
-    In the simulator, and for a width of one, element by element.
+    In the simulator, and for a width of one, element by element; in the simulator a plain Python
+    function, which its kernels call as it is: a simulated device function takes a lock of its
+    module on every call, and the threads of a block queue for it in the innermost loops.
     """
-    if SIMULATED or width == 1:
-        @device_function
-        def load(dst, o, src, i):
-            for v in range(width):
-                dst[o + v] = src[i + v]
+    def load(dst, o, src, i):
+        for v in range(width):
+            dst[o + v] = src[i + v]
+
+    if SIMULATED:
         return load
+    if width == 1:
+        return device_function(load)
     return _vector_load_intrinsic(int(width))
 
 
