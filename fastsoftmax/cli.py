@@ -33,7 +33,7 @@ from .data.fetch import SYSTEM_PACKAGES, cache_root, find_file, mirror_failures,
 from .errors import DataNotFoundError, FastSoftmaxError, InputError
 from .kernels import BACKENDS, backend_problem, get_backend
 from .model import SoftmaxRegression
-from .model.parameters import run_length
+from .model.parameters import BY_NAME, run_length
 
 DESCRIPTION = ("Softmax regression on MNIST-format data, as in TensorFlow's MNIST tutorial: train a model, "
                "evaluate one, show what this machine has (info), time the kernels (bench).")
@@ -115,22 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SGD steps (default: 1000, the tutorial's)")
     length.add_argument("--epochs", type=_real(0, strict=True), metavar="E",
                         help="passes over the training split, instead of --steps (may be fractional)")
-    train.add_argument("--batch-size", type=_count(1), default=100, metavar="N", help="images per SGD step")
-    train.add_argument("--learning-rate", type=_real(0, strict=True), default=0.5, metavar="RATE",
-                       help="SGD step size")
-    train.add_argument("--lr-decay", type=_real(0), default=0.0, metavar="D",
-                       help="inverse-time decay of the rate per epoch: RATE / (1 + D * epoch)")
-    train.add_argument("--weight-decay", type=_real(0), default=0.0, metavar="L2", help="L2 penalty on the weights")
+    _parameter(train, "batch_size", _count(1), "N")
+    _parameter(train, "learning_rate", _real(0, strict=True), "RATE")
+    _parameter(train, "lr_decay", _real(0), "D", help="inverse-time decay of the rate per epoch: "
+                                                          "RATE / (1 + D * epoch)")
+    _parameter(train, "weight_decay", _real(0), "L2")
     train.add_argument("--average", nargs="?", const=HALF_OF_THE_RUN, type=_count(0), metavar="N",
                        help="averaged SGD: predict with the mean of the weights after each step once N samples "
                             "have been seen; without N, from half the run's samples (the second half, the "
                             "recommended setting); default: off, plain SGD")
-    train.add_argument("--backend", choices=list(BACKENDS), default="cpu",
-                       help="cpu (Numba), numpy (the reference) or cuda (a GPU, or NUMBA_ENABLE_CUDASIM=1)")
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                       help="floating-point type of the weights")
-    train.add_argument("--seed", type=_count(0), default=0, metavar="N",
-                       help="seed of the batch order: a seed gives the same weights on every run")
+    _parameter(train, "backend", None, None, choices=list(BACKENDS), help=BACKEND_HELP)
+    _parameter(train, "dtype", None, None, choices=FLOAT_DTYPES)
+    _parameter(train, "seed", _count(0), "N")
     train.add_argument("--output", type=_path, metavar="DIR",
                        help="directory for model.npz and the pictures (made if needed); default: write nothing")
     train.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -564,28 +560,44 @@ def _matrix_text(matrix: np.ndarray, rows: list, columns: list) -> str:
 
 def _sweep_options(sweep):
     _data_options(sweep)
-    sweep.add_argument("--learning-rate", type=_values(_real(0, strict=True)), default=[0.05, 0.1, 0.5],
-                       metavar="R,R,...", help="learning rates")
-    sweep.add_argument("--weight-decay", type=_values(_real(0)), default=[0.0], metavar="D,D,...",
-                       help="L2 penalties on the weights")
-    sweep.add_argument("--lr-decay", type=_values(_real(0)), default=[0.0], metavar="D,D,...",
-                       help="inverse-time decays of the learning rate per epoch")
+    _parameter(sweep, "learning_rate", _real(0, strict=True), "R,R,...", many=True, default=[0.05, 0.1, 0.5],
+               help="learning rates")
+    _parameter(sweep, "weight_decay", _real(0), "D,D,...", many=True, help="L2 penalties on W")
+    _parameter(sweep, "lr_decay", _real(0), "D,D,...", many=True,
+               help="inverse-time decays of the learning rate per epoch")
     sweep.add_argument("--seeds", type=_seeds, default=[0], metavar="A-B|S,S,...",
                        help="seeds of the batch order: a range such as 0-4 (both included) or a list such as 0,3,7")
     length = sweep.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_count(1), metavar="N", help="SGD steps of every model (default: 1000)")
     length.add_argument("--epochs", type=_real(0, strict=True), metavar="E",
                         help="passes over the training split, instead of --steps")
-    sweep.add_argument("--batch-size", type=_count(1), default=100, metavar="N", help="images per SGD step")
+    _parameter(sweep, "batch_size", _count(1), "N")
     sweep.add_argument("--average", nargs="?", const=HALF_OF_THE_RUN, type=_count(0), metavar="N",
                        help="averaged SGD from N samples on; without N, over each run's second half; default: off")
-    sweep.add_argument("--backend", choices=list(BACKENDS), default="cpu",
-                       help="cpu (Numba), numpy (the reference) or cuda (a GPU, or NUMBA_ENABLE_CUDASIM=1)")
-    sweep.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                       help="floating-point type of the weights")
+    _parameter(sweep, "backend", None, None, choices=list(BACKENDS), help=BACKEND_HELP)
+    _parameter(sweep, "dtype", None, None, choices=FLOAT_DTYPES)
     sweep.add_argument("--output", type=_path, metavar="DIR",
                        help="directory for the best model (model.npz) and sweep.png; default: write nothing")
     sweep.add_argument("--json", action="store_true", help="print one JSON object (runs, best) instead of text")
+
+
+BACKEND_HELP = "cpu (Numba), numpy (the reference) or cuda (a GPU, or NUMBA_ENABLE_CUDASIM=1)"
+FLOAT_DTYPES = ["float32", "float64"]
+
+
+def _parameter(parser, name, kind, metavar, *, many=False, **settings):
+    """The option ``--name`` for the estimator's parameter ``name``. Its default, and its help unless
+    given, come from the parameter table (:mod:`fastsoftmax.model.parameters`), so that the command
+    line and ``SoftmaxRegression`` cannot drift apart. ``many``: a list of values (the sweep's
+    axes), by default the table's one default."""
+    parameter = BY_NAME[name]
+    default = settings.pop("default", [parameter.default] if many else parameter.default)
+    settings.setdefault("help", parameter.help)
+    if kind is not None:
+        settings["type"] = _values(kind) if many else kind
+    if metavar is not None:
+        settings["metavar"] = metavar
+    parser.add_argument("--" + name.replace("_", "-"), default=default, **settings)
 
 
 def _values(kind):

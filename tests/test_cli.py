@@ -323,6 +323,24 @@ def test_help_describes_every_command_and_option_with_its_default():
                 assert f"(default: {default})" in text, f"{name} {action.option_strings}: default not shown"
 
 
+def test_options_named_after_a_parameter_take_its_default_from_the_parameter_table():
+    from fastsoftmax.model.parameters import BY_NAME
+
+    found = {}
+    for command, parser in _help_texts()[1:]:
+        for action in parser._actions:
+            name = action.dest
+            if name in BY_NAME and name not in ("steps", "epochs", "average"):  # the CLI's own run length
+                found[command, name] = action.default
+    assert {"batch_size", "learning_rate", "lr_decay", "weight_decay", "backend", "dtype", "seed"} <= \
+        {name for command, name in found if command == "train"}
+    for (command, name), default in found.items():
+        table = BY_NAME[name].default
+        if (command, name) in (("sweep", "learning_rate"), ("evaluate", "backend")):
+            continue  # the sweep's own grid of rates around the tutorial's; evaluate's default: the model's own
+        assert default == ([table] if isinstance(default, list) else table), (command, name)
+
+
 @pytest.mark.parametrize("args, words", [
     (("--steps", "1.5"), "argument --steps: must be a whole number >= 1, got '1.5'"),
     (("--seed", "-1"), "argument --seed: must be >= 0, got -1"),
