@@ -117,46 +117,47 @@ def choice(value, name, choices) -> str:
 
 def weights(W, b):
     """Check W ``[F, C]`` and b ``[C]``: same float dtype, C >= 1; return (F, C, dtype)."""
-    for name, arr, ndim in (("W", W, 2), ("b", b, 1)):
-        if not isinstance(arr, np.ndarray):
-            raise InputTypeError(f"{name} must be a numpy array, got {describe(arr)}")
-        if arr.dtype not in FLOAT_DTYPES:
-            raise InputTypeError(f"{name} must be float32 or float64, got {describe(arr)}")
-        if arr.ndim != ndim:
-            raise InputError(f"{name} must be {ndim}-D, got {describe(arr)}")
-    if b.dtype != W.dtype:
-        raise InputTypeError(f"b must have W's dtype {W.dtype}, got {describe(b)}")
+    _float_pair(W, b, many=False)
     if W.shape[1] < 1 or b.shape[0] != W.shape[1]:
         raise InputError(f"b must have shape ({W.shape[1]},) to match W {describe(W)}, got {describe(b)}")
     if W.shape[0] < 1:
         raise InputError(f"W must have at least one feature row, got {describe(W)}")
-    for name, arr in (("W", W), ("b", b)):
-        if not np.isfinite(magnitude(arr)):
-            raise InputError(f"{name} contains NaN or infinity")
+    _finite_pair(W, b)
     return W.shape[0], W.shape[1], W.dtype
 
 
 def stacked_weights(W, b):
     """Check the weights of M models, W ``[M, F, C]`` and b ``[M, C]``: return (M, F, C, dtype)."""
-    for name, arr, ndim in (("W", W, 3), ("b", b, 2)):
-        if not isinstance(arr, np.ndarray):
-            raise InputTypeError(f"{name} must be a numpy array, got {describe(arr)}")
-        if arr.dtype not in FLOAT_DTYPES:
-            raise InputTypeError(f"{name} must be float32 or float64, got {describe(arr)}")
-        if arr.ndim != ndim:
-            raise InputError(f"{name} must be {ndim}-D (one {'[F, C]' if ndim == 3 else '[C]'} per model), "
-                             f"got {describe(arr)}")
-    if b.dtype != W.dtype:
-        raise InputTypeError(f"b must have W's dtype {W.dtype}, got {describe(b)}")
+    _float_pair(W, b, many=True)
     M, F, C = W.shape
     if M < 1 or F < 1 or C < 1:
         raise InputError(f"W must hold at least one model of at least one feature and class, got {describe(W)}")
     if b.shape != (M, C):
         raise InputError(f"b must have shape ({M}, {C}) to match W {describe(W)}, got {describe(b)}")
+    _finite_pair(W, b)
+    return M, F, C, W.dtype
+
+
+def _float_pair(W, b, many: bool):
+    """What one model's weights and M models' share: numpy arrays of one float dtype, W of rank 2
+    and b of rank 1, one more each for ``many`` (a leading model axis)."""
+    for name, arr, ndim in (("W", W, 2 + many), ("b", b, 1 + many)):
+        if not isinstance(arr, np.ndarray):
+            raise InputTypeError(f"{name} must be a numpy array, got {describe(arr)}")
+        if arr.dtype not in FLOAT_DTYPES:
+            raise InputTypeError(f"{name} must be float32 or float64, got {describe(arr)}")
+        if arr.ndim != ndim:
+            layout = f" (one {'[F, C]' if name == 'W' else '[C]'} per model)" if many else ""
+            raise InputError(f"{name} must be {ndim}-D{layout}, got {describe(arr)}")
+    if b.dtype != W.dtype:
+        raise InputTypeError(f"b must have W's dtype {W.dtype}, got {describe(b)}")
+
+
+def _finite_pair(W, b):
+    """Refuse weights holding a NaN or an infinity, naming which array."""
     for name, arr in (("W", W), ("b", b)):
         if not np.isfinite(magnitude(arr)):
             raise InputError(f"{name} contains NaN or infinity")
-    return M, F, C, W.dtype
 
 
 def magnitude(arr) -> float:
