@@ -34,6 +34,7 @@ from .errors import DataNotFoundError, FastSoftmaxError, InputError
 from .kernels import BACKENDS, backend_problem, get_backend
 from .model import SoftmaxRegression
 from .model.parameters import BY_NAME, run_length
+from .validation import FLOAT_DTYPES
 
 DESCRIPTION = ("Softmax regression on MNIST-format data, as in TensorFlow's MNIST tutorial: train a model, "
                "evaluate one, show what this machine has (info), time the kernels (bench).")
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "have been seen; without N, from half the run's samples (the second half, the "
                             "recommended setting); default: off, plain SGD")
     _parameter(train, "backend", None, None, choices=list(BACKENDS), help=BACKEND_HELP)
-    _parameter(train, "dtype", None, None, choices=FLOAT_DTYPES)
+    _parameter(train, "dtype", None, None, choices=[d.name for d in FLOAT_DTYPES])
     _parameter(train, "seed", _count(0), "N")
     train.add_argument("--output", type=_path, metavar="DIR",
                        help="directory for model.npz and the pictures (made if needed); default: write nothing")
@@ -575,14 +576,13 @@ def _sweep_options(sweep):
     sweep.add_argument("--average", nargs="?", const=HALF_OF_THE_RUN, type=_count(0), metavar="N",
                        help="averaged SGD from N samples on; without N, over each run's second half; default: off")
     _parameter(sweep, "backend", None, None, choices=list(BACKENDS), help=BACKEND_HELP)
-    _parameter(sweep, "dtype", None, None, choices=FLOAT_DTYPES)
+    _parameter(sweep, "dtype", None, None, choices=[d.name for d in FLOAT_DTYPES])
     sweep.add_argument("--output", type=_path, metavar="DIR",
                        help="directory for the best model (model.npz) and sweep.png; default: write nothing")
     sweep.add_argument("--json", action="store_true", help="print one JSON object (runs, best) instead of text")
 
 
 BACKEND_HELP = "cpu (Numba), numpy (the reference) or cuda (a GPU, or NUMBA_ENABLE_CUDASIM=1)"
-FLOAT_DTYPES = ["float32", "float64"]
 
 
 def _parameter(parser, name, kind, metavar, *, many=False, **settings):
