@@ -84,8 +84,10 @@ def jit_options(threads, blocks_per_sm=None, cache=CACHE):
 
 
 def device_function(fn):
-    """A device function, inlined on a GPU (the simulator's ``jit`` has no ``forceinline``)."""
-    return cuda.jit(device=True)(fn) if SIMULATED else cuda.jit(device=True, forceinline=True)(fn)
+    """A device function, inlined on a GPU. In the simulator the plain Python function: the kernels of
+    its own module call it while their simulated ``cuda`` is in place, whereas a simulated device
+    function takes its module's lock on every call, and a block's threads queue for it."""
+    return fn if SIMULATED else cuda.jit(device=True, forceinline=True)(fn)
 
 
 #: Alignment of the dynamic shared arrays, so that they take 16-byte vector loads (the simulator
@@ -102,18 +104,14 @@ def vector_loader(width):
     into 16-byte loads), so ``src[i]`` must be aligned to ``width`` elements (capped at 16 bytes)
     and ``dst`` should be a local array indexed by constants, which stays in registers. NVVM does
     not merge adjacent scalar loads into vector ones by itself: it cannot prove their alignment.
-    In the simulator, and for a width of one, element by element; in the simulator a plain Python
-    function, which its kernels call as it is: a simulated device function takes a lock of its
-    module on every call, and the threads of a block queue for it in the innermost loops.
+    In the simulator, and for a width of one, element by element.
     """
-    def load(dst, o, src, i):
-        for v in range(width):
-            dst[o + v] = src[i + v]
-
-    if SIMULATED:
+    if SIMULATED or width == 1:
+        @device_function
+        def load(dst, o, src, i):
+            for v in range(width):
+                dst[o + v] = src[i + v]
         return load
-    if width == 1:
-        return device_function(load)
     return _vector_load_intrinsic(int(width))
 
 
